@@ -25,7 +25,7 @@ import hashlib
 import importlib.util
 import logging
 import os
-import tempfile
+import secrets
 import urllib.error
 import urllib.request
 import zlib
@@ -200,7 +200,10 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
 
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` via a temporary file in the same directory."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    # Not tempfile.mkstemp: its files are private (0600); this one gets the
+    # permissions an ordinary new file would get under the umask.
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -458,10 +461,14 @@ def _check_digest(
     raw_got = _sha256(raw) if raw is not data else got
     if checksum.raw_sha256 is not None and raw_got == checksum.raw_sha256:
         return raw, None
+    expected = []
+    if checksum.gz_sha256 is not None:
+        expected.append(f"file {checksum.gz_sha256}")
+    if checksum.raw_sha256 is not None:
+        expected.append(f"content {checksum.raw_sha256}")
     return raw, (
-        f"SHA-256 {got[:12]}... (content {raw_got[:12]}...) matches neither the "
-        f"published file ({(checksum.gz_sha256 or '-')[:12]}...) nor its "
-        f"content ({(checksum.raw_sha256 or '-')[:12]}...)"
+        f"SHA-256 mismatch: found file {got}, content {raw_got}; expected "
+        + " or ".join(expected)
     )
 
 
@@ -556,6 +563,11 @@ def download_file(
         url = f"{base.rstrip('/')}/{name}.gz"
         try:
             data = _fetch(url, timeout)
+        except urllib.error.HTTPError as exc:
+            reason = f"HTTP {exc.code} {exc.reason}"
+            failures.append(f"{url} ({reason})")
+            logger.debug("download of %s failed: %s", url, reason)
+            continue
         except (OSError, HTTPException, DataError, ValueError) as exc:
             reason = getattr(exc, "reason", None) or exc
             failures.append(f"{url} ({reason})")

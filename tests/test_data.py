@@ -87,6 +87,13 @@ needs_shared = pytest.mark.skipif(
     "<repo>/../shared/data/mnist)",
 )
 
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path_factory, monkeypatch):
+    """Never let a test read or fill the user's real cache."""
+    monkeypatch.setenv("NPGAN_DATA", str(tmp_path_factory.mktemp("npgan_data")))
+
+
 # ---------------------------------------------------------------------------
 # IDX reader and writer
 # ---------------------------------------------------------------------------
@@ -211,6 +218,15 @@ def test_write_idx_replaces_atomically_without_temp_files(tmp_path):
     write_idx(path, np.ones(5, np.uint8), compress=True)
     np.testing.assert_array_equal(read_idx(path), np.ones(5, np.uint8))
     assert [p.name for p in tmp_path.iterdir()] == ["x.gz"]
+
+
+def test_write_idx_file_mode_follows_umask(tmp_path):
+    umask = os.umask(0o022)
+    try:
+        write_idx(tmp_path / "x", np.zeros(2, np.uint8))
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "x").stat().st_mode & 0o777 == 0o644
 
 
 def _valid_blobs():
