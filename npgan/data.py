@@ -365,9 +365,9 @@ _SPLIT_PREFIX = {"train": "train", "test": "t10k"}
 # - gz_sha256: TensorFlow Datasets' url_checksums/mnist.txt and
 #   url_checksums/fashion_mnist.txt (SHA-256 of the gzip files as hosted).
 # - raw_sha256 (MNIST): the SHA-256 of the decompressed IDX files as listed by
-#   several public projects; for t10k it was also recomputed here from a
-#   decompressed copy whose MD5 (2646ac64... images, 27ae3e4e... labels)
-#   equals the widely published MD5 of the original files.
+#   several public projects; the t10k ones were also recomputed from a copy
+#   of the t10k files whose decompressed MD5s (2646ac64... images,
+#   27ae3e4e... labels) equal the widely published MD5s of the originals.
 # - raw_sha256 (Fashion-MNIST): recomputed from the files of Debian's
 #   dataset-fashion-mnist package; their MD5s equal the published MD5s of
 #   the decompressed Fashion-MNIST files, and the SHA-256s agree with public
@@ -585,6 +585,7 @@ def download_file(
             continue
         dest_dir.mkdir(parents=True, exist_ok=True)
         _atomic_write_bytes(target, data)
+        logger.debug("downloaded %s to %s", url, target)
         return target
     raise DownloadError(
         f"{name}.gz: no mirror delivered a file with the expected SHA-256; "
@@ -622,6 +623,7 @@ class Dataset:
     source: str
 
     def __len__(self) -> int:
+        """Number of images, ``N``."""
         return int(self.images.shape[0])
 
 
@@ -1057,6 +1059,7 @@ class EpochSampler:
 
     @property
     def batches_per_epoch(self) -> int:
+        """Number of full batches in one epoch, ``n // batch_size``."""
         return self.n // self.batch_size
 
     def _draw(self) -> np.ndarray:
@@ -1108,6 +1111,13 @@ class EpochSampler:
         state : mapping
             As returned by :meth:`state_dict` of a sampler with the same
             ``n`` and ``batch_size``.
+
+        Notes
+        -----
+        The state does not include ``rng``. To continue exactly where a run
+        stopped, restore the Generator's ``bit_generator.state`` after
+        constructing the sampler (construction draws a permutation from it),
+        e.g. right after this call.
 
         Raises
         ------

@@ -569,11 +569,13 @@ def test_epoch_sampler_resume_matches_uninterrupted(n, data_):
     rng_state = straight.rng.bit_generator.state
     expected = [straight.next_batch() for _ in range(2 * (n // batch_size) + 1)]
 
-    rng = np.random.default_rng(12345)
-    rng.bit_generator.state = rng_state
-    resumed = EpochSampler(n, batch_size, np.random.default_rng(999))
-    resumed.rng = rng
+    # Resume as a training script would: build the sampler on a fresh
+    # Generator (construction draws a permutation), then restore the
+    # sampler's state and the Generator's state from the checkpoint.
+    rng = np.random.default_rng(999)
+    resumed = EpochSampler(n, batch_size, rng)
     resumed.load_state_dict(state)
+    rng.bit_generator.state = rng_state
     assert (resumed.epoch, resumed.position) == (state["epoch"], state["position"])
     got = [resumed.next_batch() for _ in range(len(expected))]
     for a, b in zip(expected, got, strict=True):
