@@ -62,8 +62,7 @@ def write_split(directory: Path, split: str, images, labels, compress=True) -> d
     ):
         name = stem + (".gz" if compress else "")
         write_idx(directory / name, array, compress=compress)
-        code = 0x08
-        raw = idx_bytes(array, code)
+        raw = idx_bytes(array, 0x08)
         table[stem] = FileChecksum(raw_sha256=hashlib.sha256(raw).hexdigest())
     return table
 
