@@ -10,10 +10,13 @@ The data stay uint8 in memory, (M, 28, 28) or (M, X); each batch is scaled
 to [-1, 1] in the model's dtype when it is drawn.
 """
 
+import copy
+from numbers import Integral
+
 import numpy as np
 
 from npgan.data import EpochSampler, to_unit
-from npgan.errors import NonFiniteError
+from npgan.errors import CheckpointError, NonFiniteError
 from npgan.gan import GAN
 
 __all__ = ["HISTORY_KEYS", "Trainer"]
@@ -92,16 +95,23 @@ class Trainer:
         Raises
         ------
         NonFiniteError
-            If a loss or the generator's gradient norm is not finite; the
-            message names the step (counting from 1) and the quantity.
+            If a loss, the discriminator's logits, a gradient or a parameter
+            is not finite after the iteration; the message names the step
+            (counting from 1) and the quantity. :attr:`step` and
+            :attr:`history` are then left as they were, but the parameters
+            may already hold the bad values: restore from a checkpoint.
         """
         gan, number = self.gan, self.step + 1
         try:
             # Discriminator: k steps, each on a fresh real batch and fresh fakes.
             for _ in range(gan.config.k):
                 d = gan.discriminator_step(self._real_batch(), self.rng)
-            # Generator: one step through the frozen discriminator.
+                # A bad gradient is already in the parameters; name it first.
+                _check_grads(gan.D.grads, "discriminator")
+            # Generator: one step through the frozen discriminator (its
+            # gradient norm is checked inside).
             g = gan.generator_step(self.rng)
+            gan.check_finite()
         except NonFiniteError as err:
             raise NonFiniteError(f"step {number}: {err}") from None
         row = {
@@ -120,6 +130,93 @@ class Trainer:
         for key in HISTORY_KEYS:
             self.history[key].append(row[key])
         return row
+
+    def state_dict(self):
+        """Everything a run needs to continue exactly, as plain values.
+
+        Returns
+        -------
+        dict
+            ``"step"`` (int), ``"G"``, ``"D"`` (parameter copies, see
+            ``Sequential.state_dict``), ``"opt_g"``, ``"opt_d"`` (step counts
+            and moment copies, see ``Adam.state_dict``), ``"sampler"`` (see
+            ``EpochSampler.state_dict``), ``"rng"`` (a copy of
+            ``rng.bit_generator.state``, a dict of ints and strings) and
+            ``"history"`` (a copy of :attr:`history`). The images are not
+            included.
+        """
+        gan = self.gan
+        return {
+            "step": int(self.step),
+            "G": gan.G.state_dict(),
+            "D": gan.D.state_dict(),
+            "opt_g": gan.opt_g.state_dict(),
+            "opt_d": gan.opt_d.state_dict(),
+            "sampler": self.sampler.state_dict(),
+            "rng": copy.deepcopy(self.rng.bit_generator.state),
+            "history": {key: list(self.history[key]) for key in HISTORY_KEYS},
+        }
+
+    def load_state_dict(self, state):
+        """Restore a state from :meth:`state_dict`; all or nothing.
+
+        The trainer must hold a GAN of the same configuration and images of
+        the same count. After this call the next :meth:`train_step` does what
+        the saved trainer's next step would have done, bit for bit.
+
+        Raises
+        ------
+        CheckpointError
+            If a part is missing or does not fit (names, shapes, dtypes, the
+            sampler's range, the random generator's type, history lengths);
+            the trainer is then unchanged.
+        """
+        parts = ("step", "G", "D", "opt_g", "opt_d", "sampler", "rng", "history")
+        missing = [key for key in parts if key not in state]
+        if missing:
+            raise CheckpointError(f"trainer state lacks {missing}")
+        step = state["step"]
+        if isinstance(step, bool) or not isinstance(step, Integral) or step < 0:
+            raise CheckpointError(f"trainer step must be an int >= 0, got {step!r}")
+        history = state["history"]
+        if set(history) != set(HISTORY_KEYS):
+            raise CheckpointError(
+                f"trainer history has columns {sorted(history)}, expected "
+                f"{sorted(HISTORY_KEYS)}"
+            )
+        for key in HISTORY_KEYS:
+            if len(history[key]) != step:
+                raise CheckpointError(
+                    f"trainer history column '{key}' has {len(history[key])} "
+                    f"entries, expected one per step ({step})"
+                )
+        rng_state = state["rng"]
+        ours = type(self.rng.bit_generator).__name__
+        theirs = rng_state.get("bit_generator") if isinstance(rng_state, dict) else None
+        if theirs != ours:
+            raise CheckpointError(
+                f"random generator state is for {theirs!r}, this trainer uses {ours!r}"
+            )
+        backup = self.state_dict()
+        try:
+            self._apply(state)
+        except (ValueError, TypeError, KeyError) as err:
+            self._apply(backup)
+            if isinstance(err, CheckpointError):
+                raise
+            raise CheckpointError(str(err)) from err
+
+    def _apply(self, state):
+        gan = self.gan
+        gan.G.load_state_dict(state["G"])
+        gan.D.load_state_dict(state["D"])
+        gan.opt_g.load_state_dict(state["opt_g"])
+        gan.opt_d.load_state_dict(state["opt_d"])
+        # The sampler's state excludes the generator; set the generator after.
+        self.sampler.load_state_dict(state["sampler"])
+        self.rng.bit_generator.state = copy.deepcopy(state["rng"])
+        self.step = int(state["step"])
+        self.history = {key: list(state["history"][key]) for key in HISTORY_KEYS}
 
     def run(self, steps, *, callback=None, progress=False):
         """Run ``steps`` more iterations.
@@ -164,3 +261,9 @@ class Trainer:
         finally:
             if bar is not None:
                 bar.close()
+
+
+def _check_grads(grads, label):
+    for name, grad in grads.items():
+        if not np.isfinite(grad).all():
+            raise NonFiniteError(f"the {label}'s gradient '{name}' is not finite")
