@@ -51,6 +51,8 @@ __all__ = [
     "FORMAT",
     "FORMAT_VERSION",
     "Checkpoint",
+    "Checkpointer",
+    "checkpoint_path",
     "list_checkpoints",
     "latest",
     "load",
@@ -536,3 +538,58 @@ def restore(trainer, checkpoint, *, fingerprint=None):
     except CheckpointError as err:
         raise CheckpointError(f"{path}: {err}") from err
     return checkpoint
+
+
+class Checkpointer:
+    """Save a trainer every few steps; usable as a training-loop callback.
+
+    Parameters
+    ----------
+    trainer : Trainer
+    directory : str or os.PathLike
+        Where :func:`save` writes.
+    every : int
+        Save when the step count is a multiple of ``every``; 0 saves only
+        when :meth:`save` is called.
+    keep, fingerprint
+        Passed to :func:`save`.
+    extra : dict, callable or None
+        Passed to :func:`save`; a callable is called at each save and must
+        return the dict (for values that change, such as elapsed time).
+
+    Attributes
+    ----------
+    last : pathlib.Path or None
+        The newest checkpoint written or restored; the last good one.
+    """
+
+    def __init__(
+        self, trainer, directory, *, every=0, keep=3, fingerprint=None, extra=None
+    ):
+        if isinstance(every, bool) or not isinstance(every, int) or every < 0:
+            raise ConfigError(f"every must be an integer >= 0, got {every!r}")
+        self.trainer = trainer
+        self.directory = Path(directory)
+        self.every = every
+        self.keep = keep
+        self.fingerprint = fingerprint
+        self.extra = extra
+        self.last = None
+
+    def save(self):
+        """Save now, unless the current step is already saved; return the path."""
+        path = checkpoint_path(self.directory, self.trainer.step)
+        if self.last != path:
+            self.last = save(
+                self.directory,
+                self.trainer,
+                keep=self.keep,
+                fingerprint=self.fingerprint,
+                extra=self.extra() if callable(self.extra) else self.extra,
+            )
+        return self.last
+
+    def __call__(self, *_):
+        """Callback form (any arguments): save if the step is due."""
+        if self.every and self.trainer.step % self.every == 0:
+            self.save()

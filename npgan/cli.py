@@ -12,9 +12,14 @@ and exit status 2, like argparse's own usage errors.
 """
 
 import argparse
+import contextlib
 import logging
+import os
 import shlex
+import signal
 import sys
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +29,7 @@ from npgan.errors import NpganError
 
 __all__ = [
     "COMMANDS",
+    "Parser",
     "TRAIN_DEFAULTS",
     "add_common_arguments",
     "add_sample_arguments",
@@ -45,6 +51,7 @@ TRAIN_DEFAULTS = {
     "batch_size": 64,
     "lr_g": 2e-4,
     "lr_d": 2e-4,
+    "checkpoint_every": 500,
 }
 
 
@@ -66,6 +73,39 @@ def _non_negative_int(text):
     if value < 0:
         raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
     return value
+
+
+def _widths(text):
+    try:
+        values = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers such as 256,512, got {text!r}"
+        ) from None
+    if not all(v >= 1 for v in values):
+        raise argparse.ArgumentTypeError(f"expected widths >= 1, got {text}")
+    return tuple(values)
+
+
+def _beta(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text}")
+    return value
+
+
+class Parser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose usage errors are one line on stderr, exit 2.
+
+    Subcommand parsers made by ``add_subparsers`` inherit the class.
+    """
+
+    def error(self, message):
+        """Print ``<prog>: error: <message>`` on one line and exit with 2."""
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
 def _positive_float(text):
@@ -172,6 +212,56 @@ def add_train_arguments(parser):
     model.add_argument(
         "--seed", type=_non_negative_int, default=0, help="random seed (default: 0)"
     )
+    model.add_argument(
+        "--beta1", type=_beta, help="Adam's first-moment decay (default: 0.5)"
+    )
+    model.add_argument(
+        "--beta2", type=_beta, help="Adam's second-moment decay (default: 0.999)"
+    )
+    model.add_argument(
+        "--z-dim", type=_positive_int, help="noise dimension Z (default: 100)"
+    )
+    model.add_argument(
+        "--g-hidden",
+        type=_widths,
+        metavar="W1,W2,...",
+        help="generator hidden widths (default: 256,512,1024)",
+    )
+    model.add_argument(
+        "--d-hidden",
+        type=_widths,
+        metavar="W1,W2,...",
+        help="discriminator hidden widths (default: 1024,512,256)",
+    )
+    model.add_argument(
+        "--dtype",
+        choices=("float32", "float64"),
+        help="floating-point type of the networks (default: float32)",
+    )
+
+    ckpt = parser.add_argument_group("checkpoints")
+    ckpt.add_argument(
+        "--resume",
+        metavar="PATH",
+        help="continue a run: its output directory, its checkpoints/ directory "
+        "or one checkpoint file. The configuration, seed, data flags and step "
+        "target come from the checkpoint; --steps/--epochs set a new total",
+    )
+    ckpt.add_argument(
+        "--checkpoint-every",
+        metavar="M",
+        type=_non_negative_int,
+        default=TRAIN_DEFAULTS["checkpoint_every"],
+        help="write OUT/checkpoints/checkpoint-<step>.npz every M steps "
+        "(0: only at the end and on Ctrl-C; default: %(default)s)",
+    )
+    ckpt.add_argument(
+        "--keep",
+        metavar="N",
+        type=_positive_int,
+        default=3,
+        help="checkpoints to keep (default: %(default)s)",
+    )
 
     output = parser.add_argument_group("output")
     output.add_argument(
@@ -194,21 +284,52 @@ def config_from_args(args):
 
     lr_g = args.lr_g or args.lr or TRAIN_DEFAULTS["lr_g"]
     lr_d = args.lr_d or args.lr or TRAIN_DEFAULTS["lr_d"]
+    optional = {
+        name: getattr(args, name)
+        for name in ("z_dim", "g_hidden", "d_hidden", "beta1", "beta2", "dtype")
+        if getattr(args, name, None) is not None
+    }
     return GANConfig(
         batch_size=args.batch_size,
         lr_g=lr_g,
         lr_d=lr_d,
         loss=args.loss,
         k=args.k,
+        **optional,
     )
 
 
 def run_train(args):
-    """``npgan train``: load the data, train, write the outputs."""
-    from npgan.data import fingerprint, load_dataset
-    from npgan.runner import train
+    """``npgan train``: load the data, train, write the outputs.
 
-    config = config_from_args(args)
+    With ``--resume`` the run continues from a checkpoint, bit for bit as if
+    it had never stopped. Checkpoints go to ``OUT/checkpoints`` every
+    ``--checkpoint-every`` steps and at the end. Ctrl-C (or SIGTERM) finishes
+    the current step, saves a checkpoint, prints how to resume and returns
+    130 (143 for SIGTERM). A non-finite loss, gradient or parameter stops the
+    run with one line naming the step, the quantity and the last good
+    checkpoint, and returns 1.
+    """
+    from npgan import checkpoint
+    from npgan.data import fingerprint, load_dataset
+    from npgan.errors import NonFiniteError
+    from npgan.runner import TrainingRun
+
+    resumed = None
+    if args.resume is not None:
+        resumed = checkpoint.load(_find_checkpoint(args.resume))
+        _take_saved_settings(args, resumed)
+        config = resumed.config
+    else:
+        config = config_from_args(args)
+    if args.out:
+        out = Path(args.out)
+    elif resumed is not None:
+        where = resumed.path.parent
+        out = where.parent if where.name == CHECKPOINT_DIR else where
+    else:
+        out = Path("runs") / args.dataset
+    _check_writable(out / CHECKPOINT_DIR)
     dataset = load_dataset(
         args.dataset,
         args.split,
@@ -227,9 +348,10 @@ def run_train(args):
         steps = args.epochs * per_epoch
     elif args.steps is not None:
         steps = args.steps
+    elif resumed is not None:
+        steps = resumed.extra.get("steps", TRAIN_DEFAULTS["steps"])
     else:
         steps = TRAIN_DEFAULTS["steps"]
-    out = Path(args.out) if args.out else Path("runs") / args.dataset
     print(
         f"data: {dataset.name} {dataset.split}, {len(dataset):,} images from "
         f"{dataset.source}"
@@ -239,29 +361,219 @@ def run_train(args):
         f"{config.batch_size}, lr_g {config.lr_g:g}, lr_d {config.lr_d:g}, "
         f"loss {config.loss}, k {config.k}, seed {args.seed}"
     )
+    data_fingerprint = fingerprint(dataset)
     info = {
         "command": shlex.join([args.prog, *args.argv]),
         "data": f"{dataset.name} {dataset.split}",
         "data_source": dataset.source,
         "data_images": len(dataset),
-        "data_fingerprint": fingerprint(dataset),
+        "data_fingerprint": data_fingerprint,
         "npgan_version": __version__,
     }
-    run, files = train(
-        config,
-        dataset.images,
-        out,
-        steps=steps,
-        seed=args.seed,
-        progress=args.progress,
-        info=info,
+    run = TrainingRun(config, dataset.images, out, seed=args.seed, info=info)
+    if resumed is not None:
+        run.restore(resumed, fingerprint=data_fingerprint)
+        print(
+            f"resumed from {resumed.path} at step {run.trainer.step} "
+            f"(epoch {run.trainer.epoch})"
+        )
+    settings = {
+        "seed": args.seed,
+        "steps": steps,
+        "dataset": args.dataset,
+        "split": args.split,
+        "data": None if args.data is None else str(Path(args.data).resolve()),
+        "cache_dir": args.cache_dir,
+        "download": args.download,
+        "verify": args.verify,
+    }
+    started = time.perf_counter()
+    saver = checkpoint.Checkpointer(
+        run.trainer,
+        out / CHECKPOINT_DIR,
+        every=args.checkpoint_every,
+        keep=args.keep,
+        fingerprint=data_fingerprint,
+        extra=lambda: {
+            **settings,
+            "seconds": round(run.seconds + time.perf_counter() - started, 3),
+        },
     )
+    if resumed is not None:
+        saver.last = resumed.path
+    with _deferred_stop_signals() as stop:
+
+        def stop_if_asked(_run, _row):
+            if stop:
+                raise _Stopped
+
+        try:
+            run.train(
+                max(steps - run.trainer.step, 0),
+                progress=args.progress,
+                callbacks=(saver, stop_if_asked),
+            )
+        except _Stopped:
+            path = saver.save()
+            command = "npgan train" if args.prog == PROG else f"python {sys.argv[0]}"
+            print(f"interrupted at step {run.trainer.step}; saved {path}")
+            print(f"resume with: {command} --resume {shlex.quote(str(out))}")
+            return 128 + stop[0]
+        except NonFiniteError as err:
+            last = saver.last or "none was written"
+            print(
+                f"{args.prog}: error: {err}; last good checkpoint: {last}",
+                file=sys.stderr,
+            )
+            return 1
+    saver.save()
+    files = run.finish()
+    files["ckpt"] = saver.last
     rate = run.trainer.step / run.seconds if run.seconds > 0 else float("nan")
     print(f"done: {run.trainer.step} steps in {run.seconds:.0f} s ({rate:.1f} steps/s)")
     for kind, path in files.items():
         print(f"  {kind:8s} {path}")
     print(f"  grids    {run.samples_dir}/epoch_*.png")
     return 0
+
+
+#: Subdirectory of a run's output directory holding its checkpoints.
+CHECKPOINT_DIR = "checkpoints"
+
+#: ``npgan train`` flags that set a field of GANConfig, by argparse dest.
+_CONFIG_FLAGS = {
+    "batch_size": ("batch_size",),
+    "lr": ("lr_g", "lr_d"),
+    "lr_g": ("lr_g",),
+    "lr_d": ("lr_d",),
+    "loss": ("loss",),
+    "k": ("k",),
+    "z_dim": ("z_dim",),
+    "g_hidden": ("g_hidden",),
+    "d_hidden": ("d_hidden",),
+    "beta1": ("beta1",),
+    "beta2": ("beta2",),
+    "dtype": ("dtype",),
+}
+_DATA_FLAGS = ("dataset", "split", "data", "cache_dir", "download", "verify")
+
+
+class _Stopped(Exception):
+    """Raised between two steps after SIGINT or SIGTERM."""
+
+
+@contextlib.contextmanager
+def _deferred_stop_signals():
+    """Turn SIGINT/SIGTERM into a flag checked between steps.
+
+    Yields a list that receives the signal number. A second signal while the
+    flag is set raises KeyboardInterrupt at once (checkpoint files are
+    written atomically, so this loses at most the current save).
+    """
+    received = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+
+    def handler(signum, frame):
+        if received:
+            raise KeyboardInterrupt
+        received.append(signum)
+
+    previous = {
+        sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)
+    }
+    try:
+        yield received
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _find_checkpoint(path):
+    """The checkpoint file ``--resume PATH`` means."""
+    from npgan import checkpoint
+    from npgan.errors import CheckpointError
+
+    path = Path(path)
+    if path.is_file():
+        return path
+    for directory in (path / CHECKPOINT_DIR, path):
+        found = checkpoint.latest(directory)
+        if found is not None:
+            return found
+    raise CheckpointError(
+        f"--resume {path}: no checkpoint there (expected a checkpoint file or a "
+        f"run directory holding {CHECKPOINT_DIR}/checkpoint-*.npz)"
+    )
+
+
+def _explicit_flags(argv):
+    """The dests of the ``npgan train`` flags present in ``argv``."""
+    parser = Parser(add_help=False)
+    add_common_arguments(parser)
+    add_train_arguments(parser)
+    dests = vars(parser.parse_args([]))
+    parser.set_defaults(**dict.fromkeys(dests, argparse.SUPPRESS))
+    known, _ = parser.parse_known_args(argv)
+    return set(vars(known))
+
+
+def _take_saved_settings(args, resumed):
+    """Fill ``args`` from a checkpoint; flags given must agree with it.
+
+    The configuration and seed must match the checkpoint; data flags not
+    given on the command line are taken from it.
+    """
+    from npgan.errors import CheckpointError
+
+    explicit = _explicit_flags(args.argv)
+    saved = resumed.config.to_dict()
+    extra = resumed.extra
+    wanted = {}
+    if explicit & set(_CONFIG_FLAGS):
+        flagged = config_from_args(args).to_dict()
+        for dest in explicit & set(_CONFIG_FLAGS):
+            for field in _CONFIG_FLAGS[dest]:
+                wanted[field] = flagged[field]
+    if "seed" in explicit and "seed" in extra:
+        saved["seed"] = extra["seed"]
+        wanted["seed"] = args.seed
+    diffs = [
+        f"{field} {saved[field]!r} (checkpoint) vs {value!r} (flags)"
+        for field, value in sorted(wanted.items())
+        if _as_json(value) != _as_json(saved[field])
+    ]
+    if diffs:
+        raise CheckpointError(
+            f"{resumed.path}: the checkpoint's run differs from the flags: "
+            + "; ".join(diffs)
+        )
+    if "seed" in extra:
+        args.seed = extra["seed"]
+    for dest in _DATA_FLAGS:
+        if dest not in explicit and dest in extra:
+            setattr(args, dest, extra[dest])
+
+
+def _as_json(value):
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _check_writable(directory):
+    """Create ``directory`` and make sure a file can be written in it."""
+    from npgan.errors import ConfigError
+
+    probe = directory / f".npgan-write-test-{os.getpid()}"
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise ConfigError(
+            f"output directory {directory.parent}: cannot write there "
+            f"({err.strerror or err})"
+        ) from None
 
 
 def raise_config(message):
@@ -353,7 +665,7 @@ COMMANDS = {
 
 def build_parser(prog=PROG):
     """The argument parser with one subparser per entry of :data:`COMMANDS`."""
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog=prog,
         description="Generative adversarial networks in plain NumPy.",
     )
@@ -406,6 +718,9 @@ def execute(run, args, *, prog=PROG, argv=()):
     except NpganError as err:
         print(f"{prog}: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
 
 
 def main(argv=None, *, prog=PROG):

@@ -244,6 +244,27 @@ class TrainingRun:
             self._last_epoch = row["epoch"]
             self.save_samples(self.samples_dir / f"epoch_{row['epoch']:04d}.png")
 
+    def restore(self, checkpoint, *, fingerprint=None):
+        """Continue a saved run: load a checkpoint into :attr:`trainer`.
+
+        Parameters
+        ----------
+        checkpoint : npgan.checkpoint.Checkpoint
+            Of a run with this configuration on these images.
+        fingerprint : str or None
+            The images' data fingerprint, compared with the stored one.
+
+        Raises
+        ------
+        CheckpointError
+            If the checkpoint does not fit (see :func:`npgan.checkpoint.restore`).
+        """
+        from npgan.checkpoint import restore
+
+        restore(self.trainer, checkpoint, fingerprint=fingerprint)
+        self._last_epoch = self.trainer.epoch
+        self.seconds = float(checkpoint.extra.get("seconds", 0.0))
+
     def train(self, steps, *, progress=False, callbacks=()):
         """Run ``steps`` more iterations; the run's only training loop.
 

@@ -72,6 +72,8 @@ def grid_side(n_per_row, scale=2, pad=2, side=28):
 def test_mnist_example_writes_every_output_file(run_dir):
     names = sorted(p.relative_to(run_dir).as_posix() for p in run_dir.rglob("*"))
     assert names == [
+        "checkpoints",
+        f"checkpoints/checkpoint-{STEPS:08d}.npz",
         "curves.png",
         "history.csv",
         "model.npz",
