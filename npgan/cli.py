@@ -513,10 +513,12 @@ def _explicit_flags(argv):
     parser = Parser(add_help=False)
     add_common_arguments(parser)
     add_train_arguments(parser)
-    dests = vars(parser.parse_args([]))
-    parser.set_defaults(**dict.fromkeys(dests, argparse.SUPPRESS))
-    known, _ = parser.parse_known_args(argv)
-    return set(vars(known))
+    # argparse fills in defaults only for names the namespace lacks, so a
+    # name still holding the marker afterwards was not on the command line.
+    unset = object()
+    namespace = argparse.Namespace(**dict.fromkeys(vars(parser.parse_args([])), unset))
+    known, _ = parser.parse_known_args(argv, namespace=namespace)
+    return {dest for dest, value in vars(known).items() if value is not unset}
 
 
 def _take_saved_settings(args, resumed):
