@@ -397,3 +397,19 @@ def test_trainer_guard_names_step_and_non_finite_parameter(monkeypatch):
         NonFiniteError, match="step 2: generator parameter '0.b' is not finite"
     ):
         trainer.train_step()
+
+
+def test_checkpointer_saves_every_m_steps_once_per_step(tmp_path):
+    trainer = make_trainer()
+    saver = checkpoint.Checkpointer(trainer, tmp_path / "c", every=3, keep=5)
+    trainer.run(7, callback=saver)
+    assert [
+        checkpoint.load(p).step for p in checkpoint.list_checkpoints(saver.directory)
+    ] == [3, 6]
+    assert saver.last.name == "checkpoint-00000006.npz"
+    final = saver.save()
+    mtime = final.stat().st_mtime_ns
+    assert saver.save() == final and final.stat().st_mtime_ns == mtime
+    assert checkpoint.load(final).step == 7
+    with pytest.raises(ConfigError, match="every must be an integer >= 0"):
+        checkpoint.Checkpointer(trainer, tmp_path, every=-1)
