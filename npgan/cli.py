@@ -8,7 +8,10 @@ Each subcommand is a pair of functions registered in :data:`COMMANDS`:
 ``add_<name>_arguments(parser)`` declares its flags and ``run_<name>(args)``
 does the work and returns the exit status. Errors npgan raises on purpose
 (:class:`~npgan.errors.NpganError`) end the program with one line on stderr
-and exit status 2, like argparse's own usage errors.
+and exit status 2, like argparse's own usage errors (which :class:`Parser`
+also keeps to one line). ``npgan train`` checkpoints as it goes: a run stopped
+by a non-finite value exits with 1, one stopped by Ctrl-C saves and exits with
+130 (see :func:`run_train`).
 """
 
 import argparse
@@ -739,7 +742,8 @@ def main(argv=None, *, prog=PROG):
     -------
     int
         Exit status: 0 on success, 2 on bad input (argparse's convention,
-        also used for :class:`~npgan.errors.NpganError`).
+        also used for :class:`~npgan.errors.NpganError`), 1 when a guard
+        stopped training, 130 (143) when SIGINT (SIGTERM) stopped it.
     """
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser(prog).parse_args(argv)
