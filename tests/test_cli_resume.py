@@ -7,6 +7,7 @@ the module within a few seconds of wall time per stage.
 """
 
 import gzip
+import importlib.util
 import os
 import signal
 import subprocess
@@ -23,6 +24,7 @@ from npgan.gan import GAN, GANConfig
 from npgan.train import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "mnist.py"
 ENV = {
     **os.environ,
     "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
@@ -287,3 +289,18 @@ def test_cli_bad_input_one_stderr_line_exit_2(bad_input_results, case):
     assert lines[0].startswith("npgan") and ": error: " in lines[0]
     assert BAD_INPUT[case][1].format(t=t) in lines[0]
     assert status == 2
+
+
+def test_mnist_example_resume_flag_continues_the_run(tmp_path, capsys):
+    spec = importlib.util.spec_from_file_location("mnist_example", EXAMPLE)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    data = write_split(tmp_path / "data")
+    out = tmp_path / "run"
+    argv = [*QUIET, "--data", str(data), *TINY, "--out", str(out)]
+    assert example.main([*argv, "--steps", "3"]) == 0
+    assert example.main(["--resume", str(out), "--steps", "5", "--no-progress"]) == 0
+    assert "resumed from" in capsys.readouterr().out
+    final = checkpoint.load(out / "checkpoints")
+    assert final.step == 5 and final.meta["history_keys"][0] == "step"
+    assert final.arrays["history/step"].tolist() == [1, 2, 3, 4, 5]
