@@ -102,6 +102,13 @@ class Trainer:
             may already hold the bad values: restore from a checkpoint.
         """
         gan, number = self.gan, self.step + 1
+        # NumPy's own floating-point warnings are silenced here: every
+        # quantity they could be about is checked explicitly below and
+        # reported once, as a NonFiniteError naming the step.
+        with np.errstate(all="ignore"):
+            return self._train_step(gan, number)
+
+    def _train_step(self, gan, number):
         try:
             # Discriminator: k steps, each on a fresh real batch and fresh fakes.
             for _ in range(gan.config.k):
