@@ -60,7 +60,7 @@ from pathlib import Path
 
 import numpy as np
 from scipy import linalg
-from scipy.special import logsumexp, xlogy
+from scipy.special import xlogy
 
 from npgan.data import load_dataset, to_unit
 from npgan.layers import Dense, ReLU, Sequential
@@ -689,16 +689,41 @@ def mode_coverage(probs_or_labels, *, num_classes=10, min_share=0.1):
 
 def _sq_distances(x, centres, centre_norms):
     """Squared Euclidean distances (B, K) from rows of x (B, D) to centres."""
-    d2 = np.einsum("ij,ij->i", x, x)[:, None] + centre_norms[None, :]
-    d2 -= 2.0 * (x @ centres.T)
+    d2 = x @ centres.T  # (B, D) @ (D, K) -> (B, K)
+    d2 *= -2.0
+    d2 += np.einsum("ij,ij->i", x, x)[:, None]
+    d2 += centre_norms[None, :]
     np.maximum(d2, 0.0, out=d2)  # rounding can dip just below zero
     return d2
 
 
-def _parzen_from_d2(d2, sigma, log_k, dim):
-    """Log-densities (B,) of a Gaussian Parzen window from squared distances."""
-    log_norm = log_k + 0.5 * dim * math.log(2 * math.pi * sigma * sigma)
-    return logsumexp(-d2 / (2 * sigma * sigma), axis=1) - log_norm
+class _KernelSums:
+    """Log-sum-exp of Gaussian kernels from squared distances, for any sigma.
+
+    ``log sum_k exp(-d2_k / (2 sigma^2))`` equals
+    ``-m / (2 sigma^2) + log sum_k exp(-(d2_k - m) / (2 sigma^2))`` with
+    ``m = min_k d2_k``: every exponent is <= 0 and the largest is exactly 0,
+    so nothing overflows and the sum is at least 1. The gaps ``d2 - m`` are
+    computed once and reused for every bandwidth.
+    """
+
+    def __init__(self, d2):
+        self.m = d2.min(axis=1)  # (B,)
+        d2 -= self.m[:, None]  # in place: the gaps, (B, K), >= 0
+        self.gaps = d2
+        self._buf = np.empty_like(d2)
+
+    def log_sum(self, sigma):
+        a = -1.0 / (2.0 * sigma * sigma)
+        np.multiply(self.gaps, a, out=self._buf)
+        with np.errstate(under="ignore"):
+            np.exp(self._buf, out=self._buf)
+        return a * self.m + np.log(self._buf.sum(axis=1))
+
+
+def _log_norm(k, dim, sigma):
+    """log K + (D / 2) log(2 pi sigma^2): the Parzen window's normaliser."""
+    return math.log(k) + 0.5 * dim * math.log(2 * math.pi * sigma * sigma)
 
 
 def parzen_log_likelihood(centres, x, sigma, *, batch_size=500):
@@ -733,11 +758,11 @@ def parzen_log_likelihood(centres, x, sigma, *, batch_size=500):
     if not (math.isfinite(sigma) and sigma > 0):
         raise ValueError(f"parzen_log_likelihood: sigma must be > 0, got {sigma!r}")
     norms = np.einsum("ij,ij->i", centres, centres)
-    log_k, dim = math.log(len(centres)), centres.shape[1]
+    log_norm = _log_norm(len(centres), centres.shape[1], sigma)
     out = np.empty(len(x))
     for start in range(0, len(x), batch_size):
         d2 = _sq_distances(x[start : start + batch_size], centres, norms)
-        out[start : start + len(d2)] = _parzen_from_d2(d2, sigma, log_k, dim)
+        out[start : start + len(d2)] = _KernelSums(d2).log_sum(sigma) - log_norm
     return out
 
 
@@ -769,12 +794,13 @@ def select_parzen_bandwidth(
     if not sigmas or not all(math.isfinite(s) and s > 0 for s in sigmas):
         raise ValueError(f"select_parzen_bandwidth: sigmas must be > 0, got {sigmas}")
     norms = np.einsum("ij,ij->i", centres, centres)
-    log_k, dim = math.log(len(centres)), centres.shape[1]
+    dim = centres.shape[1]
     totals = np.zeros(len(sigmas))
     for start in range(0, len(validation), batch_size):
         d2 = _sq_distances(validation[start : start + batch_size], centres, norms)
+        sums = _KernelSums(d2)
         for i, s in enumerate(sigmas):
-            totals[i] += _parzen_from_d2(d2, s, log_k, dim).sum()
+            totals[i] += np.sum(sums.log_sum(s) - _log_norm(len(centres), dim, s))
     means = totals / len(validation)
     best = int(np.argmax(means))
     if len(sigmas) > 1 and best in (0, len(sigmas) - 1):

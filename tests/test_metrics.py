@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from scipy import stats
+from scipy.special import logsumexp
 
 from npgan import metrics as M
 from npgan.data import load_dataset, to_unit
@@ -258,6 +259,17 @@ def test_parzen_one_centre_equals_gaussian_log_density():
     expected = stats.multivariate_normal(centre[0], sigma**2 * np.eye(5)).logpdf(x)
     got = M.parzen_log_likelihood(centre, x, sigma)
     assert np.allclose(got, expected, rtol=0, atol=1e-10)
+
+
+def test_parzen_matches_direct_mixture_density():
+    rng = np.random.default_rng(23)
+    c, x, sigma = rng.standard_normal((30, 4)), rng.standard_normal((10, 4)), 0.3
+    logpdfs = np.stack(
+        [stats.multivariate_normal(ci, sigma**2 * np.eye(4)).logpdf(x) for ci in c]
+    )  # (K, M)
+    expected = logsumexp(logpdfs, axis=0) - math.log(len(c))
+    got = M.parzen_log_likelihood(c, x, sigma)
+    assert np.allclose(got, expected, rtol=0, atol=1e-9)
 
 
 def test_parzen_is_the_same_in_any_batch_size():
