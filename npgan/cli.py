@@ -1,4 +1,4 @@
-"""The ``npgan`` command: ``npgan train`` and ``npgan sample``.
+"""The ``npgan`` command: ``npgan train``, ``sample`` and ``evaluate``.
 
 Argument parsing lives here and in ``examples/``, nowhere else: this module
 turns the command line into a :class:`~npgan.gan.GANConfig` and calls
@@ -35,11 +35,13 @@ __all__ = [
     "Parser",
     "TRAIN_DEFAULTS",
     "add_common_arguments",
+    "add_evaluate_arguments",
     "add_sample_arguments",
     "add_train_arguments",
     "build_parser",
     "execute",
     "main",
+    "run_evaluate",
     "run_sample",
     "run_train",
 ]
@@ -302,8 +304,12 @@ def config_from_args(args):
     )
 
 
-def run_train(args):
+def run_train(args, callbacks=()):
     """``npgan train``: load the data, train, write the outputs.
+
+    ``callbacks`` are called as ``callback(run, row)`` after every step
+    (see :meth:`npgan.runner.TrainingRun.train`); ``examples/mnist.py`` passes
+    its per-epoch metrics this way.
 
     With ``--resume`` the run continues from a checkpoint, bit for bit as if
     it had never stopped. Checkpoints go to ``OUT/checkpoints`` every
@@ -414,7 +420,7 @@ def run_train(args):
             run.train(
                 max(steps - run.trainer.step, 0),
                 progress=args.progress,
-                callbacks=(saver, stop_if_asked),
+                callbacks=(saver, *callbacks, stop_if_asked),
             )
         except _Stopped:
             path = saver.save()
@@ -650,6 +656,137 @@ def run_sample(args):
 
 
 # ---------------------------------------------------------------------------
+# npgan evaluate
+# ---------------------------------------------------------------------------
+
+
+def add_evaluate_arguments(parser):
+    """Declare the arguments of ``npgan evaluate`` on ``parser``."""
+    parser.add_argument(
+        "checkpoint",
+        metavar="CHECKPOINT",
+        help="a model.npz, a checkpoint-*.npz, or a run directory holding one",
+    )
+    parser.add_argument(
+        "--data",
+        metavar="DIR",
+        help="directory with the MNIST test split (t10k-*); default: npgan's "
+        "cache (or $NPGAN_DATA/mnist)",
+    )
+    parser.add_argument(
+        "--train-data",
+        metavar="DIR",
+        help="directory with the GAN's training split, for the memorisation "
+        "check; default: as npgan train finds it",
+    )
+    parser.add_argument(
+        "-n",
+        type=_positive_int,
+        default=10000,
+        help="samples for FD, score and coverage (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--parzen-n",
+        type=_non_negative_int,
+        help="Parzen kernel centres (default: n; 0 skips the Parzen estimate)",
+    )
+    parser.add_argument(
+        "--parzen-test",
+        type=_positive_int,
+        help="held-out digits scored by the Parzen window (default: all 5,000)",
+    )
+    parser.add_argument(
+        "--real",
+        action="store_true",
+        help="also evaluate real test digits (unseen by the GAN) the same way",
+    )
+    parser.add_argument(
+        "--json",
+        metavar="FILE",
+        help="where to write the results (default: evaluation.json beside "
+        "the checkpoint)",
+    )
+    parser.add_argument(
+        "--seed", type=_non_negative_int, default=0, help="noise seed (default: 0)"
+    )
+
+
+def run_evaluate(args):
+    """``npgan evaluate``: every metric of :mod:`npgan.metrics`, table and JSON."""
+    import json
+
+    from npgan import metrics
+
+    gan = metrics.load_generator(args.checkpoint)
+    reference = metrics.load_reference(
+        data_dir=args.data, train_dir=args.train_data, download=False
+    )
+    classifier = metrics.load_classifier()
+    print(f"reference: {reference.description}")
+    options = {
+        "classifier": classifier,
+        "parzen_samples": args.parzen_n,
+        "parzen_test": args.parzen_test,
+    }
+    rows = [
+        (
+            "npgan GAN",
+            metrics.evaluate_generator(
+                gan, args.n, np.random.default_rng(args.seed), reference, **options
+            ),
+        )
+    ]
+    if args.real:
+        real = reference.extra_real
+        n_real = min(args.n, len(real))
+        order = np.random.default_rng(args.seed).permutation(len(real))[:n_real]
+        pool = iter(real[order])
+
+        def real_digits(m, rng):
+            return np.stack([next(pool) for _ in range(m)])
+
+        if args.parzen_n is not None:
+            options["parzen_samples"] = min(args.parzen_n, n_real)
+        rows.append(
+            (
+                "real test digits",
+                metrics.evaluate_generator(
+                    real_digits,
+                    n_real,
+                    np.random.default_rng(args.seed),
+                    reference,
+                    **options,
+                ),
+            )
+        )
+    print(metrics.format_table(rows))
+    for label, r in rows:
+        mem = r["memorisation"]
+        if r["collapsed"]:
+            effective = r["effective_classes"]
+            print(f"{label}: mode collapse (effective classes {effective:.1f})")
+        if mem is not None and mem["memorising"]:
+            print(f"{label}: samples sit closer to training digits than to unseen ones")
+    path = Path(args.json) if args.json else _beside(args.checkpoint)
+    report = {
+        "checkpoint": str(args.checkpoint),
+        "reference": reference.description,
+        "classifier": classifier.meta,
+        "paper_parzen_mnist": list(metrics.PAPER_PARZEN_MNIST),
+        "results": {label: r for label, r in rows},
+    }
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {path}")
+    return 0
+
+
+def _beside(checkpoint):
+    checkpoint = Path(checkpoint)
+    directory = checkpoint if checkpoint.is_dir() else checkpoint.parent
+    return directory / "evaluation.json"
+
+
+# ---------------------------------------------------------------------------
 # Dispatch
 # ---------------------------------------------------------------------------
 
@@ -664,6 +801,11 @@ COMMANDS = {
         "draw samples from a saved generator",
         add_sample_arguments,
         run_sample,
+    ),
+    "evaluate": (
+        "measure a saved generator: FD, classifier score, coverage, Parzen",
+        add_evaluate_arguments,
+        run_evaluate,
     ),
 }
 

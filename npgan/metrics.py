@@ -47,11 +47,9 @@ adversarial net, and should not rank models.
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import math
-import sys
 import time
 import warnings
 from dataclasses import dataclass
@@ -76,6 +74,8 @@ __all__ = [
     "classifier_frechet_distance",
     "classifier_score",
     "default_weights_path",
+    "EpochMetrics",
+    "classifier_training_data",
     "evaluate_generator",
     "format_table",
     "load_generator",
@@ -88,6 +88,7 @@ __all__ = [
     "nearest_distances",
     "parzen_estimate",
     "parzen_log_likelihood",
+    "save_metric_curves",
     "select_parzen_bandwidth",
     "split_test_digits",
     "train_classifier",
@@ -1284,94 +1285,147 @@ def classifier_training_data(*, data_dir=None, train_dir=None, download=False):
     }
 
 
-def _train_classifier_cli(args):
-    data = classifier_training_data(
-        data_dir=args.data_dir, train_dir=args.train_dir, download=args.download
-    )
-    print(data["description"])
-    rng = np.random.default_rng(args.seed)
-    t0 = time.perf_counter()
+# ---------------------------------------------------------------------------
+# Metrics during training
+# ---------------------------------------------------------------------------
 
-    def report(epoch, row):
-        extra = f" held-out acc {row['val_acc']:.4f}" if "val_acc" in row else ""
-        print(
-            f"epoch {epoch:3d} loss {row['loss']:.4f} "
-            f"train acc {row['train_acc']:.4f}{extra} "
-            f"({time.perf_counter() - t0:.0f} s)",
-            flush=True,
+
+class EpochMetrics:
+    """Training callback: FD and class coverage of fixed samples every epoch.
+
+    Works as ``callback(run, row)`` of :meth:`npgan.runner.TrainingRun.train`
+    and as ``callback(trainer, row)`` of :meth:`npgan.train.Trainer.run`. When
+    ``row["epoch"]`` has increased, it draws ``G(z)`` for a fixed noise batch
+    (the same ``z`` every epoch, from its own generator seeded by ``seed``,
+    so the training run's random stream is untouched), computes the Fréchet
+    distance to the reference's held-out digits, the classifier score and
+    the class histogram (also once on the very first call, after step 1),
+    appends a record to :attr:`records` and, if an output directory is
+    known (``out_dir`` or ``run.out_dir``), rewrites ``metrics.json`` and
+    ``metrics.png`` there (see :func:`save_metric_curves`).
+
+    Parameters
+    ----------
+    reference : RealReference
+    n : int
+        Fixed samples per evaluation, >= 2.
+    seed : int
+    classifier : DigitClassifier, optional
+    out_dir : path, optional
+
+    Attributes
+    ----------
+    records : list of dict
+        ``step``, ``epoch``, ``fd``, ``classifier_score``,
+        ``classes_covered``, ``kl_uniform``, ``collapsed``, ``seconds``.
+    """
+
+    def __init__(
+        self,
+        reference,
+        *,
+        n=1000,
+        seed=0,
+        classifier=None,
+        out_dir=None,
+    ):
+        if n < 2:
+            raise ValueError(f"EpochMetrics: n must be >= 2, got {n}")
+        self.reference = reference
+        self.n = int(n)
+        self.seed = int(seed)
+        self.classifier = load_classifier() if classifier is None else classifier
+        self.out_dir = None if out_dir is None else Path(out_dir)
+        self.records = []
+        self._z = None
+        self._last_epoch = None
+
+    def evaluate(self, gan, *, step, epoch):
+        """Evaluate ``gan`` on the fixed noise and append a record."""
+        t0 = time.perf_counter()
+        if self._z is None:
+            self._z = gan.noise(self.n, np.random.default_rng([self.seed, 0xE7A1]))
+        samples = np.concatenate(
+            [gan.generate(self._z[i : i + 1000]) for i in range(0, len(self._z), 1000)]
         )
+        feats, probs = self.classifier.features_and_probs(samples)
+        cover = mode_coverage(probs)
+        record = {
+            "step": int(step),
+            "epoch": int(epoch),
+            "fd": frechet_distance(
+                *gaussian_stats(feats), *self.reference.held_out_stats(self.classifier)
+            ),
+            "classifier_score": classifier_score(probs),
+            "classes_covered": cover["classes_covered"],
+            "kl_uniform": cover["kl_uniform"],
+            "collapsed": cover["collapsed"],
+            "seconds": time.perf_counter() - t0,
+        }
+        self.records.append(record)
+        logger.info("epoch %d metrics: %s", epoch, record)
+        return record
 
-    clf, history = train_classifier(
-        *data["train"],
-        rng=rng,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        max_shift=args.max_shift,
-        validation=data["held_out"] if args.monitor else None,
-        callback=report,
-    )
-    clf.meta = {
-        "sizes": list(CLASSIFIER_SIZES),
-        "data": data["description"],
-        "epochs": args.epochs,
-        "batch_size": args.batch_size,
-        "lr": args.lr,
-        "max_shift": args.max_shift,
-        "seed": args.seed,
-        "storage": "float16",
-        "trained_with": "python -m npgan.metrics train-classifier",
-    }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    clf.save(out)
-    # Judge the weights as shipped: rounded to float16 and loaded back.
-    loaded = load_classifier(out)
-    acc = loaded.accuracy(*data["held_out"])
-    loaded.meta["held_out_accuracy"] = acc
-    loaded.meta["held_out_count"] = int(len(data["held_out"][1]))
-    loaded.meta["final_train_loss"] = history[-1]["loss"]
-    loaded.save(out)
-    print(
-        f"held-out accuracy of the saved (float16) weights: {acc:.4f} on "
-        f"{len(data['held_out'][1])} digits; wrote {out} "
-        f"({out.stat().st_size / 1024:.0f} KiB)"
-    )
-    return 0
+    def __call__(self, run, row):
+        epoch = int(row["epoch"])
+        if self._last_epoch is not None and epoch <= self._last_epoch:
+            return
+        self._last_epoch = epoch
+        self.evaluate(run.gan, step=row["step"], epoch=epoch)
+        self.write(run)
+
+    def write(self, run=None):
+        """Write ``metrics.json`` and ``metrics.png`` if an output dir is known."""
+        out = self.out_dir or getattr(run, "out_dir", None)
+        if out is None:
+            return
+        out = Path(out)
+        (out / "metrics.json").write_text(json.dumps(self.records, indent=1) + "\n")
+        history = getattr(run, "trainer", run).history if run is not None else None
+        save_metric_curves(out / "metrics.png", self.records, history=history)
 
 
-def main(argv=None):
-    """``python -m npgan.metrics train-classifier [options]``."""
-    parser = argparse.ArgumentParser(
-        prog="python -m npgan.metrics", description=__doc__.splitlines()[0]
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser(
-        "train-classifier",
-        help="train the digit classifier used by the metrics and save its weights",
-    )
-    p.add_argument("--data-dir", help="directory with the MNIST test split (t10k-*)")
-    p.add_argument(
-        "--train-dir",
-        help="directory with the full MNIST training split; if given (or cached), "
-        "train on all of it and hold out the whole test split",
-    )
-    p.add_argument("--download", action="store_true", help="allow downloads")
-    p.add_argument("--out", default=str(default_weights_path()))
-    p.add_argument("--epochs", type=int, default=40)
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--max-shift", type=int, default=1)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument(
-        "--monitor", action="store_true", help="print held-out accuracy every epoch"
-    )
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING)
-    if args.command == "train-classifier":
-        return _train_classifier_cli(args)
-    return 2  # pragma: no cover - argparse rejects other commands
+def save_metric_curves(path, records, *, history=None):
+    """Plot FD and classes covered over training, beside the losses.
 
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Destination PNG.
+    records : sequence of dict
+        From :class:`EpochMetrics`: needs ``step``, ``fd``, ``classes_covered``.
+    history : mapping of str -> sequence, optional
+        A :class:`~npgan.train.Trainer` history; its ``d_loss`` and ``g_loss``
+        (moving averages over 1% of the run) fill the left panel.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-if __name__ == "__main__":
-    sys.exit(main())
+    if not records:
+        raise ValueError("save_metric_curves: no records; expected at least one")
+    steps = [r["step"] for r in records]
+    fig = Figure(figsize=(13, 3.8), dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)
+    ax_loss, ax_fd, ax_cov = fig.subplots(1, 3)
+    if history is not None and len(history.get("step", ())) > 0:
+        h_steps = np.asarray(history["step"])
+        window = max(1, len(h_steps) // 100)
+        kernel = np.ones(window) / window
+        for key, label in (("d_loss", "discriminator"), ("g_loss", "generator")):
+            values = np.asarray(history[key], dtype=np.float64)
+            smooth = np.convolve(values, kernel, mode="valid")
+            ax_loss.plot(h_steps[window - 1 :], smooth, label=label)
+        ax_loss.legend()
+    ax_loss.set_title("losses")
+    ax_loss.set_xlabel("step")
+    ax_fd.plot(steps, [r["fd"] for r in records], marker="o")
+    ax_fd.set_yscale("log")
+    ax_fd.set_title("Fréchet distance to held-out digits")
+    ax_fd.set_xlabel("step")
+    ax_cov.plot(steps, [r["classes_covered"] for r in records], marker="o")
+    ax_cov.set_ylim(0, 10.5)
+    ax_cov.set_title("digit classes covered")
+    ax_cov.set_xlabel("step")
+    for ax in (ax_loss, ax_fd, ax_cov):
+        ax.grid(alpha=0.3)
+    fig.savefig(str(path), format="png")

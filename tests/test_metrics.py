@@ -473,3 +473,66 @@ def test_to_unit_scale_is_what_the_classifier_expects(classifier, held_out):
     assert np.array_equal(
         classifier.predict(images), classifier.predict(to_unit(images))
     )
+
+
+# ---------------------------------------------------------------------------
+# Metrics during training and the command line
+# ---------------------------------------------------------------------------
+
+
+def test_epoch_metrics_records_each_epoch_and_writes_files(
+    test_digits, classifier, tmp_path
+):
+    from npgan.train import Trainer
+
+    ref = _small_reference(test_digits)
+    config = GANConfig(g_hidden=(16,), d_hidden=(16,), batch_size=50)
+    gan = GAN(config, rng=np.random.default_rng(24))
+    trainer = Trainer(gan, test_digits[0][:200], rng=np.random.default_rng(25))
+    hook = M.EpochMetrics(ref, n=200, classifier=classifier, out_dir=tmp_path)
+    trainer.run(12, callback=hook)  # 4 batches per epoch: epochs end at 4, 8, 12
+    assert [(r["step"], r["epoch"]) for r in hook.records] == [
+        (1, 0),
+        (4, 1),
+        (8, 2),
+        (12, 3),
+    ]
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert saved == pytest.approx(hook.records)
+    assert (tmp_path / "metrics.png").stat().st_size > 1000
+    # The fixed noise makes a re-evaluation of the same generator identical.
+    again = hook.evaluate(gan, step=12, epoch=3)
+    assert again["fd"] == hook.records[-2]["fd"]  # records[-1] is `again` now
+
+
+def test_cli_evaluate_writes_table_and_json(test_digits, tmp_path, capsys):
+    from npgan import cli
+    from npgan.runner import save_model
+
+    gan = GAN(GANConfig(g_hidden=(16,), d_hidden=(16,)), rng=np.random.default_rng(26))
+    save_model(tmp_path / "model.npz", gan, step=0)
+    argv = [
+        "evaluate", str(tmp_path / "model.npz"), "--data", str(MNIST_DIR),
+        "-n", "300", "--parzen-test", "100", "--real",
+    ]  # fmt: skip
+    assert cli.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "| npgan GAN | 300 |" in out and "| real test digits | 300 |" in out
+    assert "225 ± 2" in out
+    report = json.loads((tmp_path / "evaluation.json").read_text())
+    gan_row, real_row = (
+        report["results"]["npgan GAN"],
+        report["results"]["real test digits"],
+    )
+    assert real_row["fd"] < 0.2 * gan_row["fd"]
+    assert real_row["classes_covered"] == 10
+    assert not real_row["memorisation"]["memorising"]
+    assert gan_row["parzen"]["n_test"] == 100
+
+
+def test_cli_evaluate_missing_checkpoint_is_one_line_exit_2(tmp_path, capsys):
+    from npgan import cli
+
+    assert cli.main(["evaluate", str(tmp_path / "nope.npz")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "nope.npz" in err
