@@ -1400,6 +1400,7 @@ def save_metric_curves(path, records, *, history=None):
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.ticker import ScalarFormatter
 
     if not records:
         raise ValueError("save_metric_curves: no records; expected at least one")
@@ -1420,6 +1421,8 @@ def save_metric_curves(path, records, *, history=None):
     ax_loss.set_xlabel("step")
     ax_fd.plot(steps, [r["fd"] for r in records], marker="o")
     ax_fd.set_yscale("log")
+    ax_fd.yaxis.set_major_formatter(ScalarFormatter())
+    ax_fd.yaxis.set_minor_formatter(ScalarFormatter())
     ax_fd.set_title("Fréchet distance to held-out digits")
     ax_fd.set_xlabel("step")
     ax_cov.plot(steps, [r["classes_covered"] for r in records], marker="o")

@@ -33,9 +33,16 @@ def test_digits():
 
 @pytest.fixture(scope="module")
 def held_out(test_digits):
-    """The 5,000 test digits the shipped classifier never saw."""
+    """The 5,000 test digits the shipped classifier never saw, shuffled.
+
+    Shuffled because MNIST's test file is not exchangeable: its first and
+    second 5,000 digits differ (classifier FD ~33 between them, ~1.5 between
+    random halves), so halves in file order are not two samples of one
+    distribution.
+    """
     images, labels = test_digits
     _, held = M.split_test_digits(len(images))
+    held = np.random.default_rng(27).permutation(held)
     return images[held], labels[held]
 
 
@@ -151,9 +158,9 @@ def test_gaussian_stats_matches_numpy():
 def test_classifier_frechet_distance_orders_real_noise_digit_and_random_generator(
     classifier, held_out, real_stats
 ):
-    # Observed with the shipped weights, 2,500 vs 2,500 digits: halves ~32,
-    # uniform noise ~540, one repeated digit 710-830 (depends on the digit),
-    # an untrained default generator ~790-800. So the order is
+    # Observed with the shipped weights, 2,500 vs 2,500 digits: random halves
+    # 3.6, uniform noise 586, one repeated digit 747-1025 (depends on the
+    # digit), an untrained default generator 861. So the order is
     # halves << noise < {one digit, random generator}; the last two overlap.
     images = held_out[0]
     rng = np.random.default_rng(4)
@@ -168,7 +175,7 @@ def test_classifier_frechet_distance_orders_real_noise_digit_and_random_generato
     one_digit = [fd(np.repeat(images[i : i + 1], 2500, axis=0)) for i in range(3)]
     gan = GAN(GANConfig(), rng=np.random.default_rng(5))
     random_g = fd(gan.generate(gan.noise(2500, rng)))
-    assert halves < 0.1 * noise
+    assert halves < 0.02 * noise
     assert noise < 0.9 * min(*one_digit, random_g)
 
 
