@@ -38,9 +38,9 @@ Why the Parzen estimate is weak
 Theis, van den Oord and Bethge (2016), "A note on the evaluation of
 generative models", show that in 784 dimensions a Parzen window fitted to
 even 10,000 samples is a poor estimate of the model's log-likelihood: it
-needs far more samples than anyone draws, it is dominated by the bandwidth,
-a model that emits blurry or memorised digits can score well, and the
-k-means centres of the *training* data beat the true models of the time. It
+needs far more samples than anyone draws, its value depends strongly on the
+number of samples and on the bandwidth, and a plain k-means model of the
+training data scored better than the deep generative models of the time. It
 is reported here only to compare with the 225 +- 2 nats of the paper's
 adversarial net, and should not rank models.
 """
