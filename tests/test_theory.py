@@ -223,15 +223,15 @@ logits_30 = st.floats(-30.0, 30.0, allow_nan=False)
 @settings(max_examples=200, deadline=None)
 @given(logits_30)
 def test_generator_loss_grad_ratio_is_odds(logit):
-    l = np.array([logit])
-    g_mm = T.generator_loss_grad(l, "minimax")[0]
-    g_ns = T.generator_loss_grad(l, "non-saturating")[0]
+    lg = np.array([logit])
+    g_mm = T.generator_loss_grad(lg, "minimax")[0]
+    g_ns = T.generator_loss_grad(lg, "non-saturating")[0]
     d = 1.0 / (1.0 + math.exp(-logit))
     one_minus_d = 1.0 / (1.0 + math.exp(logit))
     assert g_mm == pytest.approx(-d, rel=1e-13)
     assert g_ns == pytest.approx(-one_minus_d, rel=1e-13)
     assert g_mm / g_ns == pytest.approx(d / one_minus_d, rel=1e-12)
-    assert g_mm / g_ns == pytest.approx(T.saturation_ratio(l)[0], rel=1e-12)
+    assert g_mm / g_ns == pytest.approx(T.saturation_ratio(lg)[0], rel=1e-12)
     if d <= 1e-3:
         assert abs(g_mm) <= 1.001001e-3 * abs(g_ns) * (1 + 1e-12)
 
@@ -240,8 +240,8 @@ def test_generator_loss_grad_ratio_is_odds(logit):
 @given(logits_30, st.sampled_from(["minimax", "non-saturating"]))
 def test_generator_loss_grad_matches_finite_difference(logit, kind):
     h = 1e-6
-    l = np.array([logit - h, logit + h])
-    lo, hi = T.generator_loss_per_sample(l, kind)
+    lg = np.array([logit - h, logit + h])
+    lo, hi = T.generator_loss_per_sample(lg, kind)
     fd = (hi - lo) / (2 * h)
     g = T.generator_loss_grad(np.array([logit]), kind)[0]
     assert g == pytest.approx(fd, rel=1e-5, abs=1e-12)
@@ -258,12 +258,12 @@ def test_generator_loss_values_match_definitions(logit):
 
 
 def test_generator_loss_grad_keeps_float32():
-    l = np.linspace(-30, 30, 7, dtype=np.float32)
+    lg = np.linspace(-30, 30, 7, dtype=np.float32)
     for kind in ("minimax", "non-saturating"):
-        assert T.generator_loss_grad(l, kind).dtype == np.float32
-        assert T.generator_loss_per_sample(l, kind).dtype == np.float32
+        assert T.generator_loss_grad(lg, kind).dtype == np.float32
+        assert T.generator_loss_per_sample(lg, kind).dtype == np.float32
     with pytest.raises(ValueError, match="kind must be one of"):
-        T.generator_loss_grad(l, "wasserstein")
+        T.generator_loss_grad(lg, "wasserstein")
 
 
 # ---------------------------------------------------------------------------
