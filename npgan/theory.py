@@ -54,6 +54,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from npgan import layers, losses, optim
+
 __all__ = [
     "TAIL_Z",
     "Gaussian",
@@ -73,6 +75,7 @@ __all__ = [
     "generator_shift_gradient",
     "bilinear_game",
     "bilinear_invariant",
+    "ToyGAN",
 ]
 
 #: Half-width, in standard deviations of each component, of the interval on
@@ -658,3 +661,137 @@ def bilinear_invariant(x, y, lr):
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
     return x * x + y * y - lr * x * y
+
+
+# ---------------------------------------------------------------------------
+# A tiny explicit GAN for the toy experiments (1D and 2D)
+# ---------------------------------------------------------------------------
+
+
+class ToyGAN:
+    """A small generator and discriminator MLP with explicit training steps.
+
+    Used by the toy examples and the empirical tests, so that every step of
+    the game is visible: :meth:`d_step` is one Adam step of the discriminator
+    on binary cross-entropy, :meth:`g_step` one Adam step of the generator on
+    :func:`npgan.losses.generator_loss` backpropagated through the frozen
+    discriminator. Everything runs in float32.
+
+    Parameters
+    ----------
+    data_dim : int
+        Dimension ``D_x`` of a sample.
+    noise_dim : int
+        Dimension ``D_z`` of the generator's Gaussian input.
+    rng : numpy.random.Generator
+        Used for the initial weights and for every noise draw.
+    g_hidden, d_hidden : sequence of int
+        Hidden widths of the two MLPs (LeakyReLU(0.2) between layers).
+    lr_g, lr_d : float
+        Adam learning rates (betas (0.5, 0.999)).
+    pack : int, default 1
+        PacGAN packing degree: the discriminator sees ``pack`` samples of the
+        same kind concatenated, shape (N / pack, pack * D_x). Batch sizes must
+        be multiples of ``pack``.
+    """
+
+    def __init__(
+        self,
+        *,
+        data_dim,
+        noise_dim,
+        rng,
+        g_hidden=(32, 32),
+        d_hidden=(32, 32),
+        lr_g=1e-3,
+        lr_d=1e-3,
+        pack=1,
+    ):
+        if not isinstance(rng, np.random.Generator):
+            raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng)}")
+        if int(pack) != pack or pack < 1:
+            raise ValueError(f"pack must be an integer >= 1, got {pack}")
+        self.rng = rng
+        self.data_dim = int(data_dim)
+        self.noise_dim = int(noise_dim)
+        self.pack = int(pack)
+        self.G = layers.mlp([self.noise_dim, *g_hidden, self.data_dim], rng=rng)
+        self.D = layers.mlp([self.data_dim * self.pack, *d_hidden, 1], rng=rng)
+        self.opt_g = optim.Adam(self.G.params, lr=lr_g, betas=(0.5, 0.999))
+        self.opt_d = optim.Adam(self.D.params, lr=lr_d, betas=(0.5, 0.999))
+
+    def _packed(self, x):
+        n = x.shape[0]
+        if n % self.pack:
+            raise ValueError(f"batch size {n} is not a multiple of pack={self.pack}")
+        return x.reshape(n // self.pack, self.pack * self.data_dim)
+
+    def noise(self, n):
+        """Draw generator input, float32 of shape (n, D_z)."""
+        return self.rng.standard_normal((n, self.noise_dim), dtype=np.float32)
+
+    def generate(self, n):
+        """Draw ``n`` generated samples, float32 of shape (n, D_x)."""
+        return self.G.forward(self.noise(n))
+
+    def d_logit(self, x):
+        """Discriminator logits, shape (N / pack,), for samples ``x`` (N, D_x)."""
+        x = np.asarray(x, dtype=np.float32).reshape(-1, self.data_dim)
+        return self.D.forward(self._packed(x))[:, 0]
+
+    def d_step(self, real, fake=None):
+        """One discriminator step on ``real`` against ``fake`` (or fresh fakes).
+
+        The loss is binary cross-entropy on logits, mean over the real and
+        fake packs together (real labelled 1, fake 0).
+
+        Parameters
+        ----------
+        real : ndarray, shape (N, D_x)
+        fake : ndarray, shape (M, D_x), optional
+            Default: ``N`` fresh generated samples.
+
+        Returns
+        -------
+        float
+            The loss before the step.
+        """
+        real = np.asarray(real, dtype=np.float32).reshape(-1, self.data_dim)
+        if fake is None:
+            fake = self.generate(real.shape[0])
+        fake = np.asarray(fake, dtype=np.float32).reshape(-1, self.data_dim)
+        x = np.concatenate([self._packed(real), self._packed(fake)])
+        n_real = real.shape[0] // self.pack
+        targets = np.zeros(x.shape[0], dtype=np.float32)
+        targets[:n_real] = 1.0
+        logits = self.D.forward(x)
+        value, grad = losses.bce_with_logits(logits, targets)
+        self.D.backward(grad, param_grads=True)
+        self.opt_d.step(self.D.grads)
+        return value
+
+    def g_step(self, n, kind="non-saturating"):
+        """One generator step on ``n`` fresh samples.
+
+        Parameters
+        ----------
+        n : int
+        kind : {"non-saturating", "minimax"}
+
+        Returns
+        -------
+        loss : float
+            Generator loss (mean over packs) before the step.
+        d_fake : float
+            Mean ``D(G(z))`` over the packs, before the step.
+        grad_norm : float
+            Euclidean norm of the generator's parameter gradient.
+        """
+        fake = self.G.forward(self.noise(n))
+        logits = self.D.forward(self._packed(fake))
+        value, grad = losses.generator_loss(logits, kind)
+        grad_x = self.D.backward(grad, param_grads=False)
+        self.G.backward(grad_x.reshape(fake.shape), param_grads=True)
+        norm = math.sqrt(sum(float(np.sum(g * g)) for g in self.G.grads.values()))
+        self.opt_g.step(self.G.grads)
+        return value, float(np.mean(sigmoid(logits))), norm
