@@ -1,7 +1,7 @@
 """The four panels of Figure 1 of Goodfellow et al. (2014), with a trained
 npgan generator and discriminator in 1D.
 
-p_data is N(2, 0.5^2); G maps z ~ N(0, 1) through an MLP 1-16-16-1 and D is an
+p_data is N(2, 0.5^2); G maps z ~ N(0, 1) through an MLP 1-8-1 and D is an
 MLP 1-32-32-1, both trained with Adam by the explicit steps of
 ``npgan.theory.ToyGAN``. The panels show p_data, p_g (a Gaussian kernel
 density estimate of G's samples) and D(x):
@@ -38,6 +38,7 @@ from npgan import theory  # noqa: E402
 P_DATA = theory.Gaussian(2.0, 0.5)
 BATCH = 128
 START_MEAN, START_STD = 0.8, 0.6  # where p_g starts, as in the paper's (a)
+G_HIDDEN = (8,)  # one hidden layer: (16, 16) collapsed to spikes in phase (c)
 K_D = 2  # discriminator steps per generator step in phase (d)
 X_PLOT = np.linspace(-1.0, 5.0, 600)
 
@@ -150,7 +151,7 @@ def main(argv=None):
         data_dim=1,
         noise_dim=1,
         rng=rng,
-        g_hidden=(16, 16),
+        g_hidden=G_HIDDEN,
         d_hidden=(32, 32),
         lr_g=1e-3,
         lr_d=1e-3,
@@ -206,7 +207,8 @@ def main(argv=None):
         s = snaps[key]
         print(
             f"({key})    {s['jsd']:.4f}           {s['V']:+.4f}   {s['V_opt']:+.4f}"
-            f"   {s['mean_abs_d_minus_half']:.4f}       {s['mean_abs_d_minus_dstar']:.4f}"
+            f"   {s['mean_abs_d_minus_half']:.4f}"
+            f"       {s['mean_abs_d_minus_dstar']:.4f}"
         )
     print(f"wrote {os.fspath(png)}")
     result = {

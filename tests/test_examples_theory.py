@@ -34,3 +34,19 @@ def test_nash_example_spirals_and_circles(tmp_path, capsys):
     assert a["invariant_drift"] < 1e-12
     out = capsys.readouterr().out
     assert "simultaneous: final distance" in out and "nash.png" in out
+
+
+def test_toy_1d_example_runs_and_respects_the_theory(tmp_path, capsys):
+    argv = ["--out", str(tmp_path), "--steps", "40", "--d-steps", "90"]
+    argv += ["--g-steps", "5", "--kde-samples", "200", "--seed", "3"]
+    res = load_example("toy_1d").main(argv)
+    assert_png(tmp_path / "toy_1d.png")
+    for key in "abcd":
+        s = res[key]
+        assert 0.0 <= s["jsd"] <= math.log(2)
+        # claim 2 on the KDE of p_g, and claim 1: no D beats D*
+        assert s["V_opt"] == pytest.approx(-math.log(4) + 2 * s["jsd"], abs=1e-6)
+        assert s["V"] <= s["V_opt"] + 1e-6
+    # training D with G fixed brings it closer to D*
+    assert res["b"]["mean_abs_d_minus_dstar"] < res["a"]["mean_abs_d_minus_dstar"]
+    assert "panel  JSD" in capsys.readouterr().out
