@@ -4,6 +4,7 @@ import importlib.util
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -50,3 +51,51 @@ def test_toy_1d_example_runs_and_respects_the_theory(tmp_path, capsys):
     # training D with G fixed brings it closer to D*
     assert res["b"]["mean_abs_d_minus_dstar"] < res["a"]["mean_abs_d_minus_dstar"]
     assert "panel  JSD" in capsys.readouterr().out
+
+
+def test_mode_collapse_example_runs_and_counts_sanely(tmp_path, capsys):
+    argv = ["--out", str(tmp_path), "--steps", "60", "--every", "20", "--seed", "1"]
+    res = load_example("mode_collapse").main(argv)
+    assert_png(tmp_path / "mode_collapse.png")
+    names = ("minimax", "non-saturating", "PacGAN (pack=2)")
+    for name in names:
+        log = res[name]
+        assert log["step"][-1] == 60 and 20 in log["step"]
+        assert all(0 <= m <= 8 for m in log["modes"])
+        assert all(0.0 <= s <= 1.0 for s in log["share"])
+        assert all(0.0 < d < 1.0 for d in log["d_fake"])
+    out = capsys.readouterr().out
+    assert all(name in out for name in names) and "mode_collapse.png" in out
+
+
+def test_mode_collapse_coverage_counts_modes_of_p_data():
+    """The metric itself: p_data covers 8 of 8, one Gaussian 1 of 8."""
+    mc = load_example("mode_collapse")
+    rng = np.random.default_rng(0)
+    modes, share = mc.coverage(mc.sample_ring(2000, rng))
+    assert modes == 8
+    assert share == pytest.approx(0.9973, abs=0.01)  # 3-sigma mass in 2D: 0.989
+    one = mc.CENTERS[3] + mc.STD * rng.standard_normal((2000, 2))
+    assert mc.coverage(one)[0] == 1
+
+
+MNIST_DIR = Path("/work/shared/data/mnist")
+
+
+@pytest.mark.skipif(not MNIST_DIR.is_dir(), reason="no local MNIST test split")
+def test_vanishing_gradient_example_shows_saturation(tmp_path, capsys):
+    argv = ["--out", str(tmp_path), "--steps", "4", "--d-warmup", "150"]
+    argv += ["--hidden", "32", "--batch", "32", "--data-dir", str(MNIST_DIR)]
+    res = load_example("vanishing_gradient").main(argv)
+    assert_png(tmp_path / "vanishing_gradient.png")
+    for kind in ("minimax", "non-saturating"):
+        log = res["logs"][kind]
+        assert len(log["d_fake"]) == 4
+        assert all(np.isfinite(log["minimax"])) and all(
+            np.isfinite(log["non-saturating"])
+        )
+        # after D's head start it rejects fakes, and the minimax gradient is
+        # the smaller one by about the odds D / (1 - D)
+        assert log["d_fake"][0] < 0.2
+        assert log["minimax"][0] < 0.25 * log["non-saturating"][0]
+    assert "ratio" in capsys.readouterr().out
