@@ -25,6 +25,11 @@ and one fact about gradient play in games in general: on the bilinear game
 ``min_x max_y x * y`` simultaneous gradient steps spiral away from the
 equilibrium and alternating steps circle it (:func:`bilinear_game`).
 
+:class:`ToyGAN` holds a small generator and discriminator built from
+:mod:`npgan.layers` with explicit training steps, for the toy experiments
+(``examples/toy_1d.py``, ``examples/mode_collapse.py``) and the empirical
+tests.
+
 Discriminators are passed as functions returning *logits*
 ``l(x) = log D(x) - log(1 - D(x))``, not probabilities: ``log D`` and
 ``log(1 - D)`` are then computed as ``log_sigmoid(l)`` and

@@ -97,3 +97,31 @@ def test_trained_discriminator_approaches_optimal(seed):
     # D* really varies here (from 0.001 at x = 0 to 0.80 at x = +-2), so a
     # wrong D* or an untrained D would not pass
     assert d_star[where].min() < 0.01 and d_star[where].max() > 0.75
+
+
+@pytest.mark.parametrize("pack", [1, 2])
+def test_toygan_g_step_moves_only_g_and_reports_its_gradient(pack):
+    rng = np.random.default_rng(7)
+    gan = T.ToyGAN(data_dim=2, noise_dim=3, rng=rng, pack=pack)
+    d_before = gan.D.state_dict()
+    g_before = gan.G.state_dict()
+    state = rng.bit_generator.state
+    loss, d_fake, norm = gan.g_step(8, "minimax")
+    # replay the same noise on the old weights to get the expected values
+    rng.bit_generator.state = state
+    gan2 = T.ToyGAN(data_dim=2, noise_dim=3, rng=np.random.default_rng(7), pack=pack)
+    gan2.G.load_state_dict(g_before)
+    gan2.D.load_state_dict(d_before)
+    fake = gan2.G.forward(rng.standard_normal((8, 3), dtype=np.float32))
+    logits = gan2.D.forward(fake.reshape(8 // pack, 2 * pack))
+    expected_loss, grad = losses.generator_loss(logits, "minimax")
+    gan2.G.backward(gan2.D.backward(grad, param_grads=False).reshape(8, 2))
+    expected_norm = np.linalg.norm(_flat_grads(gan2.G))
+    assert loss == pytest.approx(expected_loss, rel=1e-6)
+    assert d_fake == pytest.approx(float(np.mean(T.sigmoid(logits))), rel=1e-6)
+    assert norm == pytest.approx(expected_norm, rel=1e-5)
+    for name, value in gan.D.state_dict().items():
+        np.testing.assert_array_equal(value, d_before[name])
+    assert any(
+        not np.array_equal(v, g_before[k]) for k, v in gan.G.state_dict().items()
+    )
