@@ -254,10 +254,12 @@ class Gaussian(GaussianMixture):
 
     @property
     def mean(self):
+        """The mean, a float."""
         return float(self.means[0])
 
     @property
     def std(self):
+        """The standard deviation, a float."""
         return float(self.stds[0])
 
     def __repr__(self):
