@@ -45,7 +45,7 @@ def main(argv=None):
     t = np.arange(steps + 1)
     results = {"r0": r0}
 
-    fig, (ax_xy, ax_r) = plt.subplots(1, 2, figsize=(11, 4.8))
+    fig, (ax_xy, ax_r) = plt.subplots(1, 2, figsize=(11, 5.4))
     colors = {"simultaneous": "tab:red", "alternating": "tab:blue"}
     for mode, (xs, ys) in runs.items():
         r = np.hypot(xs, ys)
@@ -69,7 +69,7 @@ def main(argv=None):
     ax_xy.set_xlabel("x (minimises x·y)")
     ax_xy.set_ylabel("y (maximises x·y)")
     ax_xy.set_title(f"Gradient play on x·y, lr={lr}, {steps} steps")
-    ax_xy.legend(fontsize=8, loc="upper left")
+    ax_xy.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2)
     ax_r.set_yscale("log")
     ax_r.set_xlabel("step")
     ax_r.set_ylabel("distance to (0, 0)")
