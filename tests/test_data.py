@@ -15,6 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+from paths import SHARED_MNIST, needs_shared_mnist
 
 from npgan import data
 from npgan.data import (
@@ -67,24 +68,8 @@ def write_split(directory: Path, split: str, images, labels, compress=True) -> d
     return table
 
 
-def shared_mnist_dir() -> Path | None:
-    candidates = []
-    env = os.environ.get("NPGAN_SHARED")
-    if env:
-        candidates += [Path(env) / "data" / "mnist", Path(env)]
-    candidates.append(Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist")
-    for c in candidates:
-        if (c / "t10k-images-idx3-ubyte.gz").is_file():
-            return c
-    return None
-
-
-SHARED = shared_mnist_dir()
-needs_shared = pytest.mark.skipif(
-    SHARED is None,
-    reason="real MNIST t10k files not found (looked in $NPGAN_SHARED and "
-    "<repo>/../shared/data/mnist)",
-)
+SHARED = SHARED_MNIST
+needs_shared = needs_shared_mnist
 
 
 @pytest.fixture(autouse=True)

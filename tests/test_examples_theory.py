@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from paths import SHARED_MNIST, needs_shared_mnist
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -94,13 +95,13 @@ def test_mode_collapse_coverage_counts_modes_of_p_data():
     assert mc.coverage(one)[0] == 1
 
 
-MNIST_DIR = Path("/work/shared/data/mnist")
+MNIST_DIR = SHARED_MNIST
 
 
-@pytest.mark.skipif(not MNIST_DIR.is_dir(), reason="no local MNIST test split")
+@needs_shared_mnist
 def test_vanishing_gradient_example_shows_saturation(tmp_path, capsys):
     argv = ["--out", str(tmp_path), "--steps", "4", "--d-warmup", "150"]
-    argv += ["--hidden", "32", "--batch", "32", "--data-dir", str(MNIST_DIR)]
+    argv += ["--hidden", "32", "--batch", "32", "--data", str(MNIST_DIR)]
     res = load_example("vanishing_gradient").main(argv)
     assert_png(tmp_path / "vanishing_gradient.png")
     for kind in ("minimax", "non-saturating"):

@@ -2,12 +2,12 @@
 
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from paths import SHARED_MNIST
 from scipy import stats
 from scipy.special import logsumexp
 
@@ -15,7 +15,7 @@ from npgan import metrics as M
 from npgan.data import load_dataset, to_unit
 from npgan.gan import GAN, GANConfig
 
-MNIST_DIR = Path("/work/shared/data/mnist")
+MNIST_DIR = SHARED_MNIST
 
 
 # ---------------------------------------------------------------------------
@@ -25,8 +25,8 @@ MNIST_DIR = Path("/work/shared/data/mnist")
 
 @pytest.fixture(scope="module")
 def test_digits():
-    if not (MNIST_DIR / "t10k-images-idx3-ubyte.gz").exists():
-        pytest.skip(f"MNIST test split not found in {MNIST_DIR}")
+    if MNIST_DIR is None:
+        pytest.skip("MNIST test split not found beside the repository")
     ds = load_dataset("mnist", "test", data_dir=MNIST_DIR)
     return np.asarray(ds.images), np.asarray(ds.labels)
 
