@@ -54,8 +54,8 @@ PROG = "npgan"
 TRAIN_DEFAULTS = {
     "steps": 3000,
     "batch_size": 64,
-    "lr_g": 2e-4,
-    "lr_d": 2e-4,
+    "lr_g": 5e-4,
+    "lr_d": 5e-4,
     "checkpoint_every": 500,
 }
 
@@ -354,7 +354,8 @@ def run_train(args, callbacks=()):
             "of the data set"
         )
     if args.epochs is not None:
-        steps = args.epochs * per_epoch
+        # Each step draws k real batches; round up so the last epoch completes.
+        steps = -(-args.epochs * per_epoch // config.k)
     elif args.steps is not None:
         steps = args.steps
     elif resumed is not None:
@@ -366,7 +367,7 @@ def run_train(args, callbacks=()):
         f"{dataset.source}"
     )
     print(
-        f"training {steps} steps ({steps / per_epoch:.1f} epochs), batch "
+        f"training {steps} steps ({steps * config.k / per_epoch:.1f} epochs), batch "
         f"{config.batch_size}, lr_g {config.lr_g:g}, lr_d {config.lr_d:g}, "
         f"loss {config.loss}, k {config.k}, seed {args.seed}"
     )

@@ -363,7 +363,7 @@ def train(
     logger.info(
         "training %d steps (%.1f epochs of %d images), output in %s",
         steps,
-        steps / run.trainer.sampler.batches_per_epoch,
+        steps * config.k / run.trainer.sampler.batches_per_epoch,
         run.trainer.sampler.n,
         run.out_dir,
     )

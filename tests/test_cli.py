@@ -189,6 +189,17 @@ def test_cli_epochs_run_whole_passes_over_the_data(tmp_path, capsys):
     assert "done: 6 steps" in capsys.readouterr().out
 
 
+def test_cli_epochs_count_k_discriminator_batches_per_step(tmp_path):
+    data = write_split(tmp_path / "d", n=20)  # batch 5: 4 batches per epoch
+    out = tmp_path / "o"
+    argv = ["train", "--data", str(data), "--split", "test", "--no-verify"]
+    argv += ["--epochs", "2", "--batch", "5", "--k", "3", "--out", str(out)]
+    assert cli.main([*argv, "--no-progress"]) == 0
+    summary = json.loads((out / "run.json").read_text())
+    # 8 real batches at 3 per step: 3 steps (9 batches) complete both epochs.
+    assert summary["steps"] == 3 and summary["epochs_completed"] == 2
+
+
 # ---------------------------------------------------------------------------
 # Model files and runs
 # ---------------------------------------------------------------------------
