@@ -17,6 +17,8 @@ An ordinary NumPy ``.npz`` archive that loads with ``allow_pickle=False``:
   step counts, the data fingerprint, caller-supplied ``extra`` values and a
   manifest of every array's shape and dtype.
 - ``G/<name>``, ``D/<name>``: parameters (``"G/0.W"``, ...).
+- ``G_ema/<name>``: the averaged generator's parameters, only when the
+  configuration's ``ema`` is above 0.
 - ``opt_g/<moment>.<name>``, ``opt_d/...``: Adam moments (``"opt_g/m.0.W"``).
 - ``sampler/permutation``: the current epoch's order, int64 (M,).
 - ``history/<column>``: int64 for ``step`` and ``epoch``, float64 otherwise.
@@ -79,8 +81,8 @@ _INT_COLUMNS = ("step", "epoch")
 def _flatten(state):
     """Split a Trainer state into named arrays and JSON-able scalars."""
     arrays = {}
-    for part in ("G", "D"):
-        for name, a in state[part].items():
+    for part in ("G", "D", "G_ema"):
+        for name, a in state.get(part, {}).items():
             arrays[f"{part}/{name}"] = a
     for part in ("opt_g", "opt_d"):
         for name, a in state[part].items():
@@ -119,8 +121,8 @@ def _unflatten(arrays, meta):
     }
     for key, a in arrays.items():
         part, _, name = key.partition("/")
-        if part in ("G", "D", "opt_g", "opt_d"):
-            state[part][name] = a
+        if part in ("G", "D", "G_ema", "opt_g", "opt_d"):
+            state.setdefault(part, {})[name] = a
     return state
 
 
@@ -128,10 +130,11 @@ def _check_state_finite(state):
     for part, label in (
         ("G", "generator parameter"),
         ("D", "discriminator parameter"),
+        ("G_ema", "averaged generator parameter"),
         ("opt_g", "generator optimizer state"),
         ("opt_d", "discriminator optimizer state"),
     ):
-        for name, a in state[part].items():
+        for name, a in state.get(part, {}).items():
             if name != "t" and not np.isfinite(a).all():
                 raise NonFiniteError(
                     f"step {state['step']}: {label} '{name}' is not finite; "
@@ -518,7 +521,9 @@ def restore(trainer, checkpoint, *, fingerprint=None):
     if not isinstance(checkpoint, Checkpoint):
         checkpoint = load(checkpoint)
     path = checkpoint.path
-    saved, ours = checkpoint.meta["config"], trainer.gan.config.to_dict()
+    # Fields added after a checkpoint was written take their defaults.
+    saved = {**GANConfig().to_dict(), **checkpoint.meta["config"]}
+    ours = trainer.gan.config.to_dict()
     diffs = [
         f"{key} {_describe(saved.get(key))} (checkpoint) vs "
         f"{_describe(ours.get(key))} (here)"

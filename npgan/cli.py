@@ -60,6 +60,7 @@ TRAIN_DEFAULTS = {
     "lr_g": 5e-4,
     "lr_d": 5e-4,
     "checkpoint_every": 500,
+    "ema": 0.0,
 }
 
 
@@ -227,6 +228,13 @@ def add_train_arguments(parser):
         "--beta2", type=_beta, help="Adam's second-moment decay (default: 0.999)"
     )
     model.add_argument(
+        "--ema",
+        type=_beta,
+        metavar="BETA",
+        help="decay of the moving average of the generator's weights that "
+        f"samples come from, in [0, 1); 0: none (default: {TRAIN_DEFAULTS['ema']:g})",
+    )
+    model.add_argument(
         "--z-dim", type=_positive_int, help="noise dimension Z (default: 100)"
     )
     model.add_argument(
@@ -297,7 +305,9 @@ def config_from_args(args):
         for name in ("z_dim", "g_hidden", "d_hidden", "beta1", "beta2", "dtype")
         if getattr(args, name, None) is not None
     }
+    ema = getattr(args, "ema", None)
     return GANConfig(
+        ema=TRAIN_DEFAULTS["ema"] if ema is None else ema,
         batch_size=args.batch_size,
         lr_g=lr_g,
         lr_d=lr_d,
@@ -372,7 +382,7 @@ def run_train(args, callbacks=()):
     print(
         f"training {steps} steps ({steps * config.k / per_epoch:.1f} epochs), batch "
         f"{config.batch_size}, lr_g {config.lr_g:g}, lr_d {config.lr_d:g}, "
-        f"loss {config.loss}, k {config.k}, seed {args.seed}"
+        f"loss {config.loss}, k {config.k}, ema {config.ema:g}, seed {args.seed}"
     )
     data_fingerprint = fingerprint(dataset)
     info = {
@@ -467,6 +477,7 @@ _CONFIG_FLAGS = {
     "beta1": ("beta1",),
     "beta2": ("beta2",),
     "dtype": ("dtype",),
+    "ema": ("ema",),
 }
 _DATA_FLAGS = ("dataset", "split", "data", "cache_dir", "download", "verify")
 

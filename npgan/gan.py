@@ -27,6 +27,7 @@ Generator step
     which it does early in training.
 """
 
+import copy
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -71,6 +72,10 @@ class GANConfig:
     init : {"glorot", "he"}
         Weight initialisation of every dense layer.
     dtype : {"float32", "float64"}
+    ema : float
+        Decay ``beta`` of an exponential moving average of the generator's
+        weights (Yazici et al., 2019), in [0, 1); 0 keeps no average. See
+        :attr:`GAN.G_ema`.
     """
 
     z_dim: int = 100
@@ -87,6 +92,7 @@ class GANConfig:
     loss: str = "non-saturating"
     init: str = "glorot"
     dtype: str = "float32"
+    ema: float = 0.0
 
     def __post_init__(self):
         def whole(name, low):
@@ -114,7 +120,7 @@ class GANConfig:
                 isinstance(value, (int, float)) and np.isfinite(value) and value > 0
             ):
                 raise ConfigError(f"{name} must be a positive number, got {value!r}")
-        for name in ("beta1", "beta2"):
+        for name in ("beta1", "beta2", "ema"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and 0.0 <= value < 1.0):
                 raise ConfigError(f"{name} must lie in [0, 1), got {value!r}")
@@ -163,6 +169,16 @@ class GAN:
         (N, X) -> (N, 1) logits.
     opt_g, opt_d : Adam
         One per network; they share no state.
+    G_ema : Sequential or None
+        With ``config.ema > 0``, a second generator of the same architecture
+        holding an exponential moving average of ``G``'s weights; None
+        otherwise. It starts as a copy of ``G``'s initial weights (drawing
+        nothing from ``rng``) and after the ``t``-th generator step becomes
+        ``beta_t * G_ema + (1 - beta_t) * G`` with the warm-up
+        ``beta_t = min(ema, (1 + t) / (10 + t))`` (``t`` is ``opt_g.t``, so a
+        restored optimizer restores the schedule), so that the random initial
+        weights are forgotten quickly in short runs. It is never trained;
+        :meth:`generate` samples from it.
     """
 
     def __init__(self, config, *, rng):
@@ -199,6 +215,12 @@ class GAN:
         betas = (c.beta1, c.beta2)
         self.opt_g = Adam(self.G.params, lr=c.lr_g, betas=betas)
         self.opt_d = Adam(self.D.params, lr=c.lr_d, betas=betas)
+        self.G_ema = None
+        if c.ema > 0:
+            self.G_ema = copy.deepcopy(self.G)
+            self._ema_scratch = np.empty(
+                max(p.size for p in self.G.params.values()), dtype=self.dtype
+            )
         # Targets of a discriminator step: N ones (real) then N zeros (fake).
         self._targets = _targets(c.batch_size, self.dtype)
 
@@ -206,9 +228,16 @@ class GAN:
         """Standard normal noise, shape (n, Z), in the model's dtype."""
         return rng.standard_normal((n, self.config.z_dim), dtype=self.dtype)
 
+    def sampler_net(self):
+        """The generator to sample from: :attr:`G_ema` if kept, else ``G``."""
+        return self.G if self.G_ema is None else self.G_ema
+
     def generate(self, z):
-        """Samples ``G(z)``: (n, Z) -> (n, X) in [-1, 1]."""
-        return self.G.forward(z)
+        """Samples of :meth:`sampler_net` at ``z``: (n, Z) -> (n, X) in [-1, 1].
+
+        Training itself always runs the raw ``G``.
+        """
+        return self.sampler_net().forward(z)
 
     def discriminate(self, x):
         """Probabilities ``D(x)`` that samples are real: (n, X) -> (n,)."""
@@ -292,11 +321,24 @@ class GAN:
         if not np.isfinite(norm):
             raise NonFiniteError("the generator's gradient is not finite")
         self.opt_g.step(self.G.grads)
+        if self.G_ema is not None:
+            self._update_ema()
         return {
             "g_loss": loss,
             "g_grad_norm": norm,
             "d_fake_g": float(sigmoid(logits[:, 0]).mean()),
         }
+
+    def _update_ema(self):
+        """One step of the average: ``G_ema = b * G_ema + (1 - b) * G``, in place."""
+        t = self.opt_g.t  # generator steps so far, this one included
+        beta = min(self.config.ema, (1 + t) / (10 + t))
+        for name, avg in self.G_ema.params.items():
+            p = self.G.params[name]
+            scratch = self._ema_scratch[: p.size].reshape(p.shape)
+            np.multiply(p, 1.0 - beta, out=scratch)
+            avg *= beta
+            avg += scratch
 
     def check_finite(self):
         """Raise :class:`NonFiniteError` naming the first non-finite parameter."""

@@ -1134,8 +1134,9 @@ def load_generator(path):
 
     Reads the configuration (``config`` as written by ``npgan.runner``, or
     ``meta["config"]`` as written by ``npgan.checkpoint``) and the
-    generator's parameters ``G/<name>``; the discriminator is left as
-    initialised.
+    generator's parameters ``G/<name>`` (and ``G_ema/<name>`` when the
+    configuration keeps an average, which ``generate`` then samples from);
+    the discriminator is left as initialised.
 
     Parameters
     ----------
@@ -1181,11 +1182,16 @@ def load_generator(path):
             f"{path}: no readable GAN configuration ({exc})"
         ) from None
     gan = GAN(config, rng=np.random.default_rng(0))
-    state = {k[2:]: v for k, v in arrays.items() if k.startswith("G/")}
-    try:
-        gan.G.load_state_dict(state)
-    except ValueError as exc:
-        raise CheckpointError(f"{path}: generator does not fit: {exc}") from None
+    nets = [("G", gan.G)] if gan.G_ema is None else [("G", gan.G), ("G_ema", gan.G_ema)]
+    for prefix, net in nets:
+        n = len(prefix) + 1
+        state = {k[n:]: v for k, v in arrays.items() if k.startswith(prefix + "/")}
+        try:
+            net.load_state_dict(state)
+        except ValueError as exc:
+            raise CheckpointError(
+                f"{path}: generator {prefix} does not fit: {exc}"
+            ) from None
     return gan
 
 

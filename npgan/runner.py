@@ -9,7 +9,9 @@ only training loop, and :meth:`TrainingRun.finish` writes the final files.
 Files written into ``out_dir``
 ------------------------------
 ``samples/epoch_NNNN.png``
-    Grid of ``G(z)`` for the fixed noise after each completed epoch.
+    Grid of ``G(z)`` for the fixed noise after each completed epoch (from the
+    averaged generator when ``config.ema > 0``, see
+    :meth:`npgan.gan.GAN.generate`).
 ``samples_final.png``
     The same grid after the last step.
 ``curves.png``
@@ -24,7 +26,9 @@ Files written into ``out_dir``
 Model files
 -----------
 :func:`save_model` stores the parameters as plain arrays named
-``G/<name>`` and ``D/<name>`` (names as in ``Sequential.params``), the
+``G/<name>`` and ``D/<name>`` (names as in ``Sequential.params``; with
+``config.ema > 0`` also the averaged generator ``G_ema/<name>``, the one
+:meth:`~npgan.gan.GAN.generate` samples from), the
 configuration as a one-element string array ``config`` holding
 ``GANConfig.to_dict()`` as JSON, and a format tag, so the file loads with
 ``numpy.load(path, allow_pickle=False)`` and :func:`load_model` can rebuild
@@ -99,7 +103,7 @@ def save_model(path, gan, **extra):
     path = Path(path)
     arrays = {"format": np.array([MODEL_FORMAT])}
     arrays["config"] = np.array([json.dumps(gan.config.to_dict(), sort_keys=True)])
-    for prefix, net in (("G", gan.G), ("D", gan.D)):
+    for prefix, net in _nets(gan):
         for name, value in net.params.items():
             arrays[f"{prefix}/{name}"] = value
     for name, value in extra.items():
@@ -120,7 +124,8 @@ def load_model(path):
     Returns
     -------
     GAN
-        Both networks with the stored parameters; fresh optimizers.
+        Both networks (and ``G_ema`` if the configuration keeps one) with
+        the stored parameters; fresh optimizers.
 
     Raises
     ------
@@ -147,7 +152,7 @@ def load_model(path):
     except ValueError as exc:
         raise CheckpointError(f"{path}: invalid configuration ({exc})") from None
     gan = GAN(config, rng=np.random.default_rng(0))
-    for prefix, net in (("G", gan.G), ("D", gan.D)):
+    for prefix, net in _nets(gan):
         state = {
             name[len(prefix) + 1 :]: value
             for name, value in arrays.items()
@@ -158,6 +163,14 @@ def load_model(path):
         except ValueError as exc:
             raise CheckpointError(f"{path}: {prefix} does not fit: {exc}") from None
     return gan
+
+
+def _nets(gan):
+    """(prefix, network) pairs of a model file: G, D and, if kept, G_ema."""
+    nets = [("G", gan.G), ("D", gan.D)]
+    if gan.G_ema is not None:
+        nets.append(("G_ema", gan.G_ema))
+    return nets
 
 
 def write_history_csv(path, history):

@@ -150,10 +150,11 @@ class Trainer:
             ``EpochSampler.state_dict``), ``"rng"`` (a copy of
             ``rng.bit_generator.state``, a dict of ints and strings) and
             ``"history"`` (a copy of :attr:`history`). The images are not
-            included.
+            included. With ``config.ema > 0`` also ``"G_ema"``, the averaged
+            generator's parameter copies.
         """
         gan = self.gan
-        return {
+        state = {
             "step": int(self.step),
             "G": gan.G.state_dict(),
             "D": gan.D.state_dict(),
@@ -163,6 +164,9 @@ class Trainer:
             "rng": copy.deepcopy(self.rng.bit_generator.state),
             "history": {key: list(self.history[key]) for key in HISTORY_KEYS},
         }
+        if gan.G_ema is not None:
+            state["G_ema"] = gan.G_ema.state_dict()
+        return state
 
     def load_state_dict(self, state):
         """Restore a state from :meth:`state_dict`; all or nothing.
@@ -179,6 +183,8 @@ class Trainer:
             the trainer is then unchanged.
         """
         parts = ("step", "G", "D", "opt_g", "opt_d", "sampler", "rng", "history")
+        if self.gan.G_ema is not None:
+            parts += ("G_ema",)
         missing = [key for key in parts if key not in state]
         if missing:
             raise CheckpointError(f"trainer state lacks {missing}")
@@ -217,6 +223,8 @@ class Trainer:
         gan = self.gan
         gan.G.load_state_dict(state["G"])
         gan.D.load_state_dict(state["D"])
+        if gan.G_ema is not None:
+            gan.G_ema.load_state_dict(state["G_ema"])
         gan.opt_g.load_state_dict(state["opt_g"])
         gan.opt_d.load_state_dict(state["opt_d"])
         # The sampler's state excludes the generator; set the generator after.
