@@ -35,7 +35,10 @@ def assert_same_state(a, b):
     for key in HISTORY_KEYS:
         left, right = np.array(a["history"][key]), np.array(b["history"][key])
         assert left.dtype == right.dtype and left.tobytes() == right.tobytes(), key
-    for part in ("G", "D", "opt_g", "opt_d"):
+    assert a.keys() == b.keys()
+    for part in ("G", "D", "opt_g", "opt_d", "G_ema"):
+        if part not in a:
+            continue
         assert a[part].keys() == b[part].keys(), part
         for name in a[part]:
             left, right = np.asarray(a[part][name]), np.asarray(b[part][name])
@@ -84,19 +87,23 @@ def test_checkpoint_round_trip_restores_every_part(tmp_path):
     assert all(type(v) is float for v in fresh.history["d_loss"])
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("k", [1, 2])
-def test_checkpoint_resume_is_bitwise_equal_to_straight_run(tmp_path, dtype, k):
-    straight = make_trainer(dtype=dtype, k=k)
+@pytest.mark.parametrize(
+    ("dtype", "k", "ema"),
+    [("float32", 1, 0.0), ("float32", 2, 0.0), ("float64", 1, 0.0),
+     ("float64", 2, 0.0), ("float32", 1, 0.9), ("float64", 2, 0.99)],
+)  # fmt: skip
+def test_checkpoint_resume_is_bitwise_equal_to_straight_run(tmp_path, dtype, k, ema):
+    straight = make_trainer(dtype=dtype, k=k, ema=ema)
     straight.run(12)
+    assert ("G_ema" in straight.state_dict()) == (ema > 0)
 
-    first = make_trainer(dtype=dtype, k=k)
+    first = make_trainer(dtype=dtype, k=k, ema=ema)
     first.run(6)
     path = checkpoint.write(tmp_path / "half.npz", first)
     del first
     # A new trainer with other weights and another seed: all must come from
     # the file.
-    second = make_trainer(init_seed=11, run_seed=12, dtype=dtype, k=k)
+    second = make_trainer(init_seed=11, run_seed=12, dtype=dtype, k=k, ema=ema)
     checkpoint.restore(second, path)
     second.run(6)
 
