@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from npgan import checkpoint
+from npgan import checkpoint, cli
 from npgan.errors import CheckpointError, ConfigError
 from npgan.gan import GAN, GANConfig
 from npgan.metrics import load_generator
@@ -134,3 +134,16 @@ def test_ema_model_file_and_loaders_sample_from_the_average(tmp_path):
     assert back.generate(z).tobytes() == expected.tobytes()
     for path in (tmp_path / "model.npz", ck):
         assert load_generator(path).generate(z).tobytes() == expected.tobytes()
+
+
+def test_cli_ema_flag_sets_the_config_and_rejects_out_of_range(capsys):
+    def config(*argv):
+        return cli.config_from_args(cli.build_parser().parse_args(["train", *argv]))
+
+    assert config().ema == cli.TRAIN_DEFAULTS["ema"]
+    assert config("--ema", "0.5").ema == 0.5
+    assert config("--ema", "0").ema == 0.0
+    with pytest.raises(SystemExit) as exit_info:
+        cli.build_parser().parse_args(["train", "--ema", "1"])
+    assert exit_info.value.code == 2
+    assert "expected a number in [0, 1), got 1" in capsys.readouterr().err
