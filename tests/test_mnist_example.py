@@ -114,10 +114,12 @@ def test_mnist_example_model_loads_without_pickle(run_dir):
     with np.load(run_dir / "model.npz", allow_pickle=False) as npz:
         arrays = {name: npz[name] for name in npz.files}
     config = GANConfig.from_dict(json.loads(str(arrays["config"][0])))
-    assert config == GANConfig(batch_size=BATCH, lr_g=1e-3, lr_d=1e-3)
+    ema = cli.TRAIN_DEFAULTS["ema"]
+    assert config == GANConfig(batch_size=BATCH, lr_g=1e-3, lr_d=1e-3, ema=ema)
     assert int(arrays["step"]) == STEPS
     gan = load_model(run_dir / "model.npz")
-    for prefix, net in (("G", gan.G), ("D", gan.D)):
+    nets = [("G", gan.G), ("D", gan.D)] + ([("G_ema", gan.G_ema)] if ema else [])
+    for prefix, net in nets:
         for name, value in net.params.items():
             assert value.dtype == np.float32
             np.testing.assert_array_equal(value, arrays[f"{prefix}/{name}"])
