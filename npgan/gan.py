@@ -223,6 +223,23 @@ class GAN:
             )
         # Targets of a discriminator step: N ones (real) then N zeros (fake).
         self._targets = _targets(c.batch_size, self.dtype)
+        # Arrays of a training step, per batch size, reused by every step.
+        self._step_buffers = {}
+
+    def _buffers(self, n):
+        """The step's arrays for batch size ``n``; the two last sizes are kept."""
+        buffers = self._step_buffers.get(n)
+        if buffers is None:
+            if len(self._step_buffers) >= 2:
+                self._step_buffers.pop(next(iter(self._step_buffers)))
+            z, x = self.config.z_dim, self.config.data_dim
+            buffers = self._step_buffers[n] = {
+                "z": np.empty((n, z), dtype=self.dtype),  # noise
+                "both": np.empty((2 * n, x), dtype=self.dtype),  # real over fake
+                "fake": np.empty((n, x), dtype=self.dtype),  # G(z), generator step
+                "grad_fake": np.empty((n, x), dtype=self.dtype),  # dLoss/dG(z)
+            }
+        return buffers
 
     def noise(self, n, rng):
         """Standard normal noise, shape (n, Z), in the model's dtype."""
@@ -263,8 +280,20 @@ class GAN:
                 f"GAN.discriminator_step: expected real of shape (N, "
                 f"{self.config.data_dim}), got {real.shape}"
             )
-        fake = self.G.forward(self.noise(n, rng))  # (N, X); G is not updated
-        both = np.concatenate([real, fake])  # (2N, X): one pass for both halves
+        if real.dtype != self.dtype:
+            raise TypeError(
+                f"GAN.discriminator_step: expected real of dtype {self.dtype}, "
+                f"got {real.dtype}"
+            )
+        buffers = self._buffers(n)
+        z = buffers["z"]
+        rng.standard_normal(out=z, dtype=self.dtype)  # as noise(n, rng) draws it
+        # (2N, X): one pass for both halves. The real batch is copied into the
+        # top half and G writes the fakes straight into the bottom half; G is
+        # not updated.
+        both = buffers["both"]
+        np.copyto(both[:n], real)
+        self.G.forward(z, out=both[n:])
         logits = self.D.forward(both)  # (2N, 1)
         _check_finite("discriminator logits", logits)
         targets = (
@@ -298,12 +327,15 @@ class GAN:
         logits : ndarray, shape (N, 1)
             The discriminator's logits for ``G(z)``.
         """
-        fake = self.G.forward(z)  # (N, X)
+        buffers = self._buffers(z.shape[0])
+        fake = self.G.forward(z, out=buffers["fake"])  # (N, X)
         logits = self.D.forward(fake)  # (N, 1)
         _check_finite("discriminator logits", logits)
         loss, grad = generator_loss(logits, self.config.loss)  # grad (N, 1)
         # Through D without touching its weight gradients, then into G.
-        grad_fake = self.D.backward(grad, param_grads=False)  # (N, X)
+        grad_fake = self.D.backward(
+            grad, param_grads=False, out=buffers["grad_fake"]
+        )  # (N, X)
         self.G.backward(grad_fake, input_grad=False)
         return loss, logits
 
@@ -316,7 +348,9 @@ class GAN:
         norm of all of G's parameter gradients, before the update) and
         ``d_fake_g`` (mean D(G(z)) the generator saw).
         """
-        loss, logits = self.generator_gradients(self.noise(self.config.batch_size, rng))
+        z = self._buffers(self.config.batch_size)["z"]
+        rng.standard_normal(out=z, dtype=self.dtype)  # as noise(N, rng) draws it
+        loss, logits = self.generator_gradients(z)
         norm = float(np.sqrt(sum(float(np.vdot(g, g)) for g in self.G.grads.values())))
         if not np.isfinite(norm):
             raise NonFiniteError("the generator's gradient is not finite")

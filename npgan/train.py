@@ -74,6 +74,7 @@ class Trainer:
         self.sampler = EpochSampler(len(flat), gan.config.batch_size, rng)
         self.step = 0
         self.history = {key: [] for key in HISTORY_KEYS}
+        self._pixels = self._real = None  # the batch buffers of _real_batch
 
     @property
     def epoch(self):
@@ -82,7 +83,18 @@ class Trainer:
 
     def _real_batch(self):
         idx = self.sampler.next_batch()  # (N,)
-        return to_unit(self.images[idx]).astype(self.gan.dtype, copy=False)  # (N, X)
+        if self.gan.dtype != np.float32:
+            return to_unit(self.images[idx]).astype(self.gan.dtype)  # (N, X)
+        # The same arithmetic as to_unit, float32(pixel) / 127.5 - 1, in two
+        # arrays kept from step to step.
+        if self._pixels is None or len(self._pixels) != len(idx):
+            self._pixels = np.empty((len(idx), self.images.shape[1]), np.uint8)
+            self._real = np.empty(self._pixels.shape, np.float32)
+        # mode="clip" lets take write straight into out (the indices are valid).
+        np.take(self.images, idx, axis=0, out=self._pixels, mode="clip")
+        np.divide(self._pixels, np.float32(127.5), out=self._real, dtype=np.float32)
+        np.subtract(self._real, np.float32(1.0), out=self._real)
+        return self._real
 
     def train_step(self):
         """One iteration: ``k`` discriminator steps, then one generator step.
