@@ -104,7 +104,9 @@ class Layer:
             g.fill(0)
 
     def _check_float(self, x):
-        if not isinstance(x, np.ndarray) or not np.issubdtype(x.dtype, np.floating):
+        # dtype.kind "f" is a real floating dtype, as np.issubdtype(dtype,
+        # np.floating) says, at a fraction of its cost (it runs every call).
+        if not isinstance(x, np.ndarray) or x.dtype.kind != "f":
             kind = x.dtype if isinstance(x, np.ndarray) else type(x).__name__
             raise TypeError(f"{self!r}: expected a floating-point ndarray, got {kind}")
 
