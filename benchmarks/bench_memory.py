@@ -8,13 +8,12 @@ GAN and runs ``Trainer.run`` for ``--steps`` iterations. It reports:
   ``VmHWM``), after loading, after building and at the end;
 - with ``tracemalloc`` (started before anything is loaded, so that a block
   allocated earlier and replaced during the run is seen to be freed), the
-  memory traced as allocated after a warm-up and at the end of the measured
-  steps, and the growth split into the training history (one float per
-  column per step, which grows by design) and everything else, which should
-  be zero;
-- the largest transient allocation within a step (traced peak minus the
-  memory held at the step's start), which shows what a step allocates and
-  frees.
+  memory held after a warm-up and at checkpoints during the measured steps.
+  The training history grows by design (one number per column per step): at
+  each checkpoint its lists are measured and emptied, so that the growth
+  reported besides it is that of everything else, which should be zero;
+- what a step allocates and frees again (traced peak within the step minus
+  the memory held at its start), median and largest over the steps.
 
 Run ``python benchmarks/bench_memory.py --help`` for the options; ``--tiny``
 is the smoke test run by the test suite.
@@ -70,18 +69,9 @@ def rss_mib(field):
     return float("nan")
 
 
-def history_bytes(history):
-    """Bytes held by the history lists and their float entries."""
-    total = 0
-    for values in history.values():
-        total += sys.getsizeof(values)
-        # Small ints (-5 to 256) are shared objects that nobody allocates.
-        total += sum(
-            sys.getsizeof(v)
-            for v in values
-            if not (isinstance(v, int) and -5 <= v <= 256)
-        )
-    return total
+def clear_history(trainer):
+    for values in trainer.history.values():
+        values.clear()
 
 
 def main(argv=None):
@@ -116,35 +106,49 @@ def main(argv=None):
     report["peak_rss_after_build_mib"] = rss_mib("VmHWM")
     trainer.run(args.warmup)
 
-    start_current, _ = tracemalloc.get_traced_memory()
-    start_history = history_bytes(trainer.history)
-    transient = 0
-    checkpoints = []
-    began = time.perf_counter()
+    # Everything the measurement itself keeps is allocated before it starts.
     every = max(1, args.steps // 10)
+    transients = np.zeros(args.steps, np.int64)
+    checkpoints = np.zeros((args.steps // every + 1, 2), np.int64)
+    n_checkpoints = 0
+    history_growth = 0
+    clear_history(trainer)
+    start_current, _ = tracemalloc.get_traced_memory()
+    began = time.perf_counter()
     for i in range(1, args.steps + 1):
         before, _ = tracemalloc.get_traced_memory()
         tracemalloc.reset_peak()
         trainer.train_step()
         _, peak = tracemalloc.get_traced_memory()
-        transient = max(transient, peak - before)
+        transients[i - 1] = peak - before
         if i % every == 0 or i == args.steps:
+            # The history grows by design: measure it, then set it aside so
+            # that what remains is everything else.
+            with_history, _ = tracemalloc.get_traced_memory()
+            clear_history(trainer)
             current, _ = tracemalloc.get_traced_memory()
-            checkpoints.append((i, current - start_current))
+            history_growth += with_history - current
+            checkpoints[n_checkpoints] = i, current - start_current
+            n_checkpoints += 1
     elapsed = time.perf_counter() - began
-    end_current, _ = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    growth = end_current - start_current
-    history_growth = history_bytes(trainer.history) - start_history
+    checkpoints = [(int(i), int(b)) for i, b in checkpoints[:n_checkpoints]]
+    growth = checkpoints[-1][1]
+    # From the first checkpoint on: leaves out what the first steps after
+    # the warm-up allocate once (and the checkpoint's own bookkeeping).
+    steady = checkpoints[-1][1] - checkpoints[0][1]
+    transients.sort()
     report.update(
         {
             "steps": args.steps,
             "batch": args.batch,
             "seconds": elapsed,
-            "traced_growth_bytes": growth,
             "history_growth_bytes": history_growth,
-            "other_growth_bytes": growth - history_growth,
-            "largest_transient_bytes": transient,
+            "other_growth_bytes": growth,
+            "steady_growth_bytes": steady,
+            "steady_growth_steps": checkpoints[-1][0] - checkpoints[0][0],
+            "median_transient_bytes": int(np.median(transients)),
+            "largest_transient_bytes": int(transients[-1]),
             "growth_at": checkpoints,
             "peak_rss_mib": rss_mib("VmHWM"),
             "rss_end_mib": rss_mib("VmRSS"),
@@ -162,15 +166,23 @@ def main(argv=None):
     print(f"peak RSS after building the GAN:  {peak:.0f} MiB")
     print(f"peak RSS at the end of the run:   {report['peak_rss_mib']:.0f} MiB")
     print(
-        f"traced allocations, growth over the steps: {growth} bytes "
-        f"(history {history_growth} bytes, everything else "
-        f"{report['other_growth_bytes']} bytes)"
+        f"traced allocations held, growth over the steps: {growth} bytes "
+        f"besides the history, which grew by {history_growth} bytes "
+        f"({history_growth / args.steps:.0f} bytes a step)"
     )
     print(
-        "growth after step: "
-        + ", ".join(f"{i}: {b / 1024:.0f} KiB" for i, b in checkpoints)
+        f"of which from step {checkpoints[0][0]} to step {checkpoints[-1][0]}: "
+        f"{steady} bytes"
     )
-    print(f"largest transient allocation within one step: {transient / 1024:.0f} KiB")
+    print(
+        "growth besides the history after step: "
+        + ", ".join(f"{i}: {b} B" for i, b in checkpoints)
+    )
+    print(
+        "allocated and freed within one step: median "
+        f"{report['median_transient_bytes'] / 1024:.1f} KiB, largest "
+        f"{report['largest_transient_bytes'] / 1024:.0f} KiB"
+    )
     if args.json:
         with open(args.json, "w") as f:
             json.dump(report, f, indent=1)
