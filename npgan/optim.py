@@ -242,24 +242,37 @@ class Adam(_Optimizer):
         self._run(grads, _adam_update, (b1, b2, scale, shift))
 
 
+def _typed(constants, pieces):
+    """The constants as scalars of each parameter dtype among ``pieces``.
+
+    A Python float would be cast to the array's dtype on every call anyway;
+    a ready scalar of that dtype makes each of the many small calls cheaper.
+    """
+    dtypes = {piece[0].dtype for piece in pieces}
+    return {dt: tuple(dt.type(c) for c in constants) for dt in dtypes}
+
+
 def _adam_update(pieces, constants):
     b1, b2, scale, shift = constants
+    typed = _typed((b1, 1.0 - b1, b2, 1.0 - b2, scale, shift), pieces)
+    mul, add = np.multiply, np.add
     for p, g, m, v, tmp in pieces:
+        c_b1, c_1b1, c_b2, c_1b2, c_scale, c_shift = typed[p.dtype]
         # m = b1 m + (1 - b1) g
-        m *= b1
-        np.multiply(g, 1.0 - b1, out=tmp)
-        m += tmp
+        mul(m, c_b1, out=m)
+        mul(g, c_1b1, out=tmp)
+        add(m, tmp, out=m)
         # v = b2 v + (1 - b2) g^2
-        v *= b2
-        np.multiply(g, g, out=tmp)
-        tmp *= 1.0 - b2
-        v += tmp
+        mul(v, c_b2, out=v)
+        mul(g, g, out=tmp)
+        mul(tmp, c_1b2, out=tmp)
+        add(v, tmp, out=v)
         # p -= m / (sqrt(v) * scale + shift)
         np.sqrt(v, out=tmp)
-        tmp *= scale
-        tmp += shift
+        mul(tmp, c_scale, out=tmp)
+        add(tmp, c_shift, out=tmp)
         np.divide(m, tmp, out=tmp)
-        p -= tmp
+        np.subtract(p, tmp, out=p)
 
 
 class SGD(_Optimizer):
@@ -300,8 +313,10 @@ class SGD(_Optimizer):
 
 def _sgd_update(pieces, constants):
     momentum, lr = constants
+    typed = _typed((momentum, lr), pieces)
     for p, g, u, tmp in pieces:
-        u *= momentum
-        u += g
-        np.multiply(u, lr, out=tmp)
-        p -= tmp
+        c_momentum, c_lr = typed[p.dtype]
+        np.multiply(u, c_momentum, out=u)
+        np.add(u, g, out=u)
+        np.multiply(u, c_lr, out=tmp)
+        np.subtract(p, tmp, out=p)
