@@ -249,7 +249,7 @@ def _typed(constants, pieces):
     a ready scalar of that dtype makes each of the many small calls cheaper.
     """
     dtypes = {piece[0].dtype for piece in pieces}
-    return {dt: tuple(dt.type(c) for c in constants) for dt in dtypes}
+    return {dt: tuple(map(dt.type, constants)) for dt in dtypes}
 
 
 def _adam_update(pieces, constants):
