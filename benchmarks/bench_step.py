@@ -68,6 +68,11 @@ def parse_args(argv=None):
         help="seconds of npgan iterations per timed sample (sets iterations/sample)",
     )
     p.add_argument("--no-torch", action="store_true", help="skip PyTorch")
+    p.add_argument(
+        "--breakdown",
+        action="store_true",
+        help="also time the floor's parts and npgan's Adam steps alone",
+    )
     p.add_argument("--tiny", action="store_true", help="small network, smoke test")
     p.add_argument("--json", metavar="PATH", help="also write the results here")
     p.add_argument("--seed", type=int, default=0)
@@ -183,11 +188,17 @@ class Floor:
             np.add(v, g, out=v)
             np.add(p, m, out=p)
 
-    def __call__(self):
+    def products(self):
         for fn, a, b, out in self.calls:
             fn(a, b, out=out)
+
+    def traffic(self):
         for groups in self.groups:
             _parallel.run([lambda grp=grp: self._stream(grp) for grp in groups])
+
+    def __call__(self):
+        self.products()
+        self.traffic()
 
 
 # --------------------------------------------------------------------------
@@ -339,6 +350,21 @@ def bench_batch(n, args, torch, base):
     trainer, npgan_step = make_npgan(config, images, args.seed)
     floor = Floor(trainer.gan, n, rng)
     contenders = {"npgan": npgan_step, "floor": floor}
+    if args.breakdown:
+        # Where the time goes: the floor's two parts apart, and npgan's two
+        # Adam steps alone (on a copy of the GAN, with fixed gradients).
+        spare = GAN(config, rng=np.random.default_rng(args.seed))
+        for net in (spare.G, spare.D):
+            for g in net.grads.values():
+                g[...] = rng.standard_normal(g.shape) * 1e-3
+
+        def adam():
+            spare.opt_d.step(spare.D.grads)
+            spare.opt_g.step(spare.G.grads)
+
+        contenders["floor-products"] = floor.products
+        contenders["floor-traffic"] = floor.traffic
+        contenders["npgan-adam"] = adam
     if torch is not None:
         for name, fused in (("torch-default", False), ("torch-fused", True)):
             contenders[name] = make_torch(
@@ -434,6 +460,31 @@ def table(results, peak):
     return "\n".join(lines)
 
 
+def breakdown_table(results):
+    head = [
+        "batch",
+        "npgan ms",
+        "matrix products ms",
+        "npgan Adam ms",
+        "rest ms",
+        "Adam traffic floor ms",
+    ]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in results:
+        s = {name: 1e3 * v["median"] for name, v in r["seconds"].items()}
+        rest = s["npgan"] - s["floor-products"] - s["npgan-adam"]
+        row = [
+            str(r["batch"]),
+            f"{s['npgan']:.1f}",
+            f"{s['floor-products']:.1f}",
+            f"{s['npgan-adam']:.1f}",
+            f"{rest:.1f}",
+            f"{s['floor-traffic']:.1f}",
+        ]
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
 def machine_info(blas, threads, torch):
     cpu = platform.processor() or platform.machine()
     try:
@@ -495,6 +546,9 @@ def main(argv=None):
     info["load_average_end"] = os.getloadavg() if hasattr(os, "getloadavg") else None
     print()
     print(table(results, peak))
+    if args.breakdown:
+        print()
+        print(breakdown_table(results))
     print()
     print(
         f"{args.rounds} rounds per batch size; rates are medians [min-max] over "

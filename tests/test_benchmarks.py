@@ -43,6 +43,7 @@ def test_bench_step_runs_tiny_and_reports_every_batch(bench_step, capsys, tmp_pa
         [
             "--tiny",
             "--no-torch",
+            "--breakdown",
             "--threads",
             "1",
             "--rounds",
@@ -58,11 +59,18 @@ def test_bench_step_runs_tiny_and_reports_every_batch(bench_step, capsys, tmp_pa
     out = capsys.readouterr().out
     assert [r["batch"] for r in report["results"]] == [4, 8]
     for r in report["results"]:
-        assert set(r["seconds"]) == {"npgan", "floor"}
+        assert set(r["seconds"]) == {
+            "npgan",
+            "floor",
+            "floor-products",
+            "floor-traffic",
+            "npgan-adam",
+        }
         for s in r["seconds"].values():
             assert 0 < s["min"] <= s["median"] <= s["max"]
         assert r["floor_fraction"]["median"] > 0
     assert "| batch | npgan it/s" in out and "\n| 8 | " in out
+    assert "| batch | npgan ms | matrix products ms |" in out
     assert (tmp_path / "r.json").stat().st_size > 0
 
 
