@@ -17,7 +17,7 @@ on whole arrays, every operation would stream its operands from main memory,
 and the temporary would be as large as the largest parameter. Instead each
 contiguous parameter is cut into pieces of :data:`PIECE` elements, and the
 whole sequence runs on one piece while its slices of the parameter, the
-gradient, the moments and a small scratch array stay in the core's cache.
+gradient, the moments and a small scratch array stay in cache.
 The pieces are shared out among :func:`npgan._parallel.get_num_threads`
 threads (NumPy releases the GIL inside each operation). Element-wise work
 gives the same result however it is cut, so the pieces and the threads change
@@ -34,9 +34,12 @@ from npgan import _parallel
 
 __all__ = ["Adam", "SGD", "PIECE"]
 
-#: Elements per piece of an update: 32,768 float32 values are 128 KiB, so a
-#: piece's five slices fill 640 KiB, within a 1 MiB level-2 cache.
-PIECE = 1 << 15
+#: Elements per piece of an update. Large enough that a ufunc call's fixed
+#: cost (about a microsecond) is small beside its work, small enough that the
+#: piece's five slices (2.5 MiB in float32) stay in cache between the dozen
+#: operations of an Adam step. Measured on a 2-core EPYC (1 MiB L2 per core,
+#: 32 MiB L3): 2^17 was a few percent faster than 2^15, 2^16 and 2^18.
+PIECE = 1 << 17
 
 
 class _Optimizer:
