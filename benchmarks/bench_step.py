@@ -40,12 +40,20 @@ import statistics
 import sys
 import time
 
-import numpy as np
+# Both libraries run in this one process, in turn. After its last call an
+# idle OpenBLAS thread spins for 2^28 cycles (about 0.1 s) before it sleeps,
+# taking a core from whatever runs next; PyTorch's OpenMP threads (libgomp)
+# spin for about 300,000 iterations. 2^20 cycles (under a millisecond) keeps
+# OpenBLAS's threads awake between the matrix products of one iteration but
+# not into PyTorch's turn. Read when OpenBLAS loads, so set before numpy.
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "20")
 
-from npgan import _parallel
-from npgan.gan import GAN, GANConfig
-from npgan.optim import PIECE
-from npgan.train import Trainer
+import numpy as np  # noqa: E402
+
+from npgan import _parallel  # noqa: E402
+from npgan.gan import GAN, GANConfig  # noqa: E402
+from npgan.optim import PIECE  # noqa: E402
+from npgan.train import Trainer  # noqa: E402
 
 TINY = {"z_dim": 8, "data_dim": 48, "g_hidden": (32, 64), "d_hidden": (64, 32)}
 
@@ -505,6 +513,7 @@ def machine_info(blas, threads, torch):
         "torch": None if torch is None else torch.__version__,
         "load_average_start": os.getloadavg() if hasattr(os, "getloadavg") else None,
         "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE"),
+        "OPENBLAS_THREAD_TIMEOUT": os.environ.get("OPENBLAS_THREAD_TIMEOUT"),
     }
     return info
 
@@ -530,6 +539,7 @@ def main(argv=None):
     )
     if blas:
         print("BLAS: " + "; ".join(str(b) for b in blas))
+    print(f"OPENBLAS_THREAD_TIMEOUT={info['OPENBLAS_THREAD_TIMEOUT']}")
     if info["OPENBLAS_CORETYPE"]:
         print(f"note: OPENBLAS_CORETYPE={info['OPENBLAS_CORETYPE']} is set")
     peak = square_gemm_rate(256 if args.tiny else 2048)
