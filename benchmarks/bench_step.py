@@ -172,8 +172,9 @@ class Floor:
             else:
                 out = np.empty((m, a), np.float32)
                 self.calls.append((np.matmul, g, w.T, out))
-        # Per network: parameters, gradients and two moments, cut as Adam cuts.
-        self.groups = []
+        # Per network: parameters, gradients and two moments, cut as Adam cuts,
+        # the threads taking pieces in turn.
+        self.nets = []
         threads = _parallel.get_num_threads()
         for net in (gan.D, gan.G):
             pieces = []
@@ -181,8 +182,7 @@ class Floor:
                 arrays = [np.ones(p.size, np.float32) for _ in range(4)]
                 for start in range(0, p.size, PIECE):
                     pieces.append([a[start : start + PIECE] for a in arrays])
-            k = max(1, min(threads, len(pieces)))
-            self.groups.append([pieces[i::k] for i in range(k)])
+            self.nets.append((pieces, max(1, min(threads, len(pieces)))))
         self.adam_bytes = (
             7 * 4 * sum(p.size for net in (gan.G, gan.D) for p in net.params.values())
         )
@@ -201,8 +201,9 @@ class Floor:
             fn(a, b, out=out)
 
     def traffic(self):
-        for groups in self.groups:
-            _parallel.run([lambda grp=grp: self._stream(grp) for grp in groups])
+        for pieces, threads in self.nets:
+            shared = iter(pieces)
+            _parallel.run([lambda it=shared: self._stream(it)] * threads)
 
     def __call__(self):
         self.products()

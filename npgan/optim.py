@@ -19,7 +19,8 @@ contiguous parameter is cut into pieces of :data:`PIECE` elements, and the
 whole sequence runs on one piece while its slices of the parameter, the
 gradient, the moments and a small scratch array stay in cache.
 The pieces are shared out among :func:`npgan._parallel.get_num_threads`
-threads (NumPy releases the GIL inside each operation). Element-wise work
+threads (NumPy releases the GIL inside each operation), each thread taking
+the next piece when it is done with one. Element-wise work
 gives the same result however it is cut, so the pieces and the threads change
 no bit of the result. A step allocates nothing once the pieces are cut; they
 are cut again only when the gradient arrays passed in are other arrays than
@@ -61,7 +62,7 @@ class _Optimizer:
         self.params = params
         self.lr = float(lr)
         self.t = 0
-        self._plan = None  # cut by _groups() at the first step
+        self._plan = None  # cut by _cut() at the first step
         self._plan_arrays = None
         self._plan_threads = 0
 
@@ -85,8 +86,8 @@ class _Optimizer:
             ids += [id(state[name]) for name in self.params]
         return ids
 
-    def _groups(self, grads):
-        """Pieces ``(p, g, *state, scratch)`` in one list per thread.
+    def _cut(self, grads):
+        """Pieces ``(p, g, *state)`` and one scratch dict per thread.
 
         Reuses the previous cut while ``grads`` holds the same arrays and the
         thread count is unchanged.
@@ -99,54 +100,49 @@ class _Optimizer:
         ):
             return self._plan
         states = list(self._state_arrays().values())
-        pieces = []  # (size, arrays) with arrays = (p, g, *state)
+        pieces = []
         for name, p in self.params.items():
             g = grads[name]
             arrays = (p, g, *(state[name] for state in states))
             if p.shape == g.shape and all(a.flags.c_contiguous for a in arrays):
                 flat = [a.reshape(-1) for a in arrays]
                 for start in range(0, p.size, PIECE):
-                    stop = min(p.size, start + PIECE)
-                    pieces.append((stop - start, [a[start:stop] for a in flat]))
+                    pieces.append(tuple(a[start : start + PIECE] for a in flat))
             else:  # a strided parameter or gradient: one piece, not flattened
-                pieces.append((p.size, list(arrays)))
-        total = sum(size for size, _ in pieces)
-        n_groups = max(1, min(threads, total // PIECE))
-        groups = [[] for _ in range(n_groups)]
-        loads = [0] * n_groups
-        for size, arrays in sorted(pieces, key=lambda item: -item[0]):
-            k = loads.index(min(loads))
-            groups[k].append(arrays)
-            loads[k] += size
-        # One scratch array per thread and dtype, as long as its longest piece.
-        plan = []
-        for group in groups:
-            longest = {}
-            for arrays in group:
-                dt = arrays[0].dtype
-                longest[dt] = max(longest.get(dt, 0), arrays[0].size)
-            scratch = {dt: np.empty(n, dtype=dt) for dt, n in longest.items()}
-            plan.append(
-                [
-                    (
-                        *arrays,
-                        scratch[arrays[0].dtype][: arrays[0].size].reshape(
-                            arrays[0].shape
-                        ),
-                    )
-                    for arrays in group
-                ]
-            )
-        self._plan = plan
+                pieces.append(arrays)
+        pieces.sort(key=lambda piece: -piece[0].size)  # the longest go first
+        total = sum(piece[0].size for piece in pieces)
+        n_threads = max(1, min(threads, total // PIECE))
+        # Each thread gets a scratch array per dtype, as long as the longest
+        # piece of that dtype: any thread may take any piece.
+        longest = {}
+        for piece in pieces:
+            dt = piece[0].dtype
+            longest[dt] = max(longest.get(dt, 0), piece[0].size)
+        scratches = [
+            {dt: np.empty(n, dtype=dt) for dt, n in longest.items()}
+            for _ in range(n_threads)
+        ]
+        self._plan = (pieces, scratches)
         self._plan_arrays = self._arrays_of(grads)
         self._plan_threads = threads
-        return plan
+        return self._plan
 
     def _run(self, grads, update, constants):
-        """Apply ``update(pieces, constants)`` to every group of pieces."""
-        groups = self._groups(grads)
+        """Apply ``update`` to every piece, the threads taking pieces in turn.
+
+        The threads share one iterator over the pieces (``next`` on a list
+        iterator is atomic under the GIL), so a thread slowed down by another
+        process on its core simply takes fewer pieces.
+        """
+        pieces, scratches = self._cut(grads)
+        typed = _typed(constants, pieces)
+        shared = iter(pieces)
         _parallel.run(
-            [lambda group=group: update(group, constants) for group in groups]
+            [
+                lambda scratch=scratch: update(shared, typed, scratch)
+                for scratch in scratches
+            ]
         )
 
     def state_dict(self):
@@ -242,7 +238,8 @@ class Adam(_Optimizer):
         #   = sqrt(v) * scale + shift.
         scale = bias1 / (self.lr * sqrt_bias2)
         shift = self.eps * bias1 / self.lr
-        self._run(grads, _adam_update, (b1, b2, scale, shift))
+        constants = (b1, 1.0 - b1, b2, 1.0 - b2, scale, shift)
+        self._run(grads, _adam_update, constants)
 
 
 def _typed(constants, pieces):
@@ -255,25 +252,24 @@ def _typed(constants, pieces):
     return {dt: tuple(map(dt.type, constants)) for dt in dtypes}
 
 
-def _adam_update(pieces, constants):
-    b1, b2, scale, shift = constants
-    typed = _typed((b1, 1.0 - b1, b2, 1.0 - b2, scale, shift), pieces)
+def _adam_update(pieces, typed, scratch):
     mul, add = np.multiply, np.add
-    for p, g, m, v, tmp in pieces:
-        c_b1, c_1b1, c_b2, c_1b2, c_scale, c_shift = typed[p.dtype]
+    for p, g, m, v in pieces:
+        tmp = scratch[p.dtype][: p.size].reshape(p.shape)
+        b1, one_b1, b2, one_b2, scale, shift = typed[p.dtype]
         # m = b1 m + (1 - b1) g
-        mul(m, c_b1, out=m)
-        mul(g, c_1b1, out=tmp)
+        mul(m, b1, out=m)
+        mul(g, one_b1, out=tmp)
         add(m, tmp, out=m)
         # v = b2 v + (1 - b2) g^2
-        mul(v, c_b2, out=v)
+        mul(v, b2, out=v)
         mul(g, g, out=tmp)
-        mul(tmp, c_1b2, out=tmp)
+        mul(tmp, one_b2, out=tmp)
         add(v, tmp, out=v)
         # p -= m / (sqrt(v) * scale + shift)
         np.sqrt(v, out=tmp)
-        mul(tmp, c_scale, out=tmp)
-        add(tmp, c_shift, out=tmp)
+        mul(tmp, scale, out=tmp)
+        add(tmp, shift, out=tmp)
         np.divide(m, tmp, out=tmp)
         np.subtract(p, tmp, out=p)
 
@@ -314,12 +310,11 @@ class SGD(_Optimizer):
         self._run(grads, _sgd_update, (self.momentum, self.lr))
 
 
-def _sgd_update(pieces, constants):
-    momentum, lr = constants
-    typed = _typed((momentum, lr), pieces)
-    for p, g, u, tmp in pieces:
-        c_momentum, c_lr = typed[p.dtype]
-        np.multiply(u, c_momentum, out=u)
+def _sgd_update(pieces, typed, scratch):
+    for p, g, u in pieces:
+        tmp = scratch[p.dtype][: p.size].reshape(p.shape)
+        momentum, lr = typed[p.dtype]
+        np.multiply(u, momentum, out=u)
         np.add(u, g, out=u)
-        np.multiply(u, c_lr, out=tmp)
+        np.multiply(u, lr, out=tmp)
         np.subtract(p, tmp, out=p)
