@@ -332,6 +332,45 @@ def make_torch(torch, gan, images, seed, fused):
     return step_fused if fused else step_default
 
 
+def torch_parts(torch, gan, floor):
+    """PyTorch's matrix products at the floor's shapes, and its fused Adam.
+
+    Returns two contenders: ``torch-products`` (the same products as the
+    floor, ``torch.matmul`` into kept outputs) and ``torch-adam`` (one fused
+    Adam step of each network, fixed gradients).
+    """
+    calls = []
+    for fn, a, b, out in floor.calls:
+        # Transposed operands stay transposed views, as in the floor.
+        ta, tb, tout = (torch.from_numpy(v) for v in (a, b, out))
+        if fn is np.multiply:
+            calls.append((torch.mul, ta, tb, tout))
+        else:
+            calls.append((torch.matmul, ta, tb, tout))
+
+    def products():
+        for fn, a, b, out in calls:
+            fn(a, b, out=out)
+
+    G, D = torch_networks(torch, gan)
+    c = gan.config
+    opts = []
+    for net in (D, G):
+        for p in net.parameters():
+            p.grad = torch.randn_like(p) * 1e-3
+        opts.append(
+            torch.optim.Adam(
+                net.parameters(), lr=c.lr_d, betas=(c.beta1, c.beta2), fused=True
+            )
+        )
+
+    def adam():
+        for opt in opts:
+            opt.step()
+
+    return {"torch-products": products, "torch-adam": adam}
+
+
 # --------------------------------------------------------------------------
 # Timing
 
@@ -379,6 +418,8 @@ def bench_batch(n, args, torch, base):
             contenders[name] = make_torch(
                 torch, trainer.gan, images, args.seed, fused=fused
             )
+        if args.breakdown:
+            contenders.update(torch_parts(torch, trainer.gan, floor))
     for fn in contenders.values():
         for _ in range(args.warmup):
             fn()
@@ -470,6 +511,7 @@ def table(results, peak):
 
 
 def breakdown_table(results):
+    has_torch = "torch-adam" in results[0]["seconds"]
     head = [
         "batch",
         "npgan ms",
@@ -478,6 +520,8 @@ def breakdown_table(results):
         "rest ms",
         "Adam traffic floor ms",
     ]
+    if has_torch:
+        head += ["torch fused ms", "torch products ms", "torch fused Adam ms"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in results:
         s = {name: 1e3 * v["median"] for name, v in r["seconds"].items()}
@@ -490,6 +534,12 @@ def breakdown_table(results):
             f"{rest:.1f}",
             f"{s['floor-traffic']:.1f}",
         ]
+        if has_torch:
+            row += [
+                f"{s['torch-fused']:.1f}",
+                f"{s['torch-products']:.1f}",
+                f"{s['torch-adam']:.1f}",
+            ]
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
 
