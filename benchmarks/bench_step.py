@@ -103,7 +103,10 @@ def limit_threads(n):
     try:
         from threadpoolctl import threadpool_info, threadpool_limits
     except ImportError:
-        os.environ.setdefault("OPENBLAS_NUM_THREADS", str(n))
+        print(
+            "threadpoolctl is not installed: the BLAS library keeps its own "
+            "thread count (set OPENBLAS_NUM_THREADS before starting)"
+        )
         return None
     threadpool_limits(n)
     blas = [i for i in threadpool_info() if i.get("user_api") == "blas"]
