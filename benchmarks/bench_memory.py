@@ -38,7 +38,9 @@ TINY = {"z_dim": 8, "data_dim": 48, "g_hidden": (32, 64), "d_hidden": (64, 32)}
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--dataset", default="fashion-mnist")
-    p.add_argument("--data-dir", help="directory with the IDX files (optional)")
+    p.add_argument(
+        "--data", dest="data_dir", help="directory with the IDX files (optional)"
+    )
     p.add_argument("--steps", type=int, default=2000, help="measured iterations")
     p.add_argument("--warmup", type=int, default=20, help="iterations before tracing")
     p.add_argument("--batch", type=int, default=64)

@@ -275,7 +275,7 @@ class Trainer:
             for _ in range(int(steps)):
                 row = self.train_step()
                 if bar is not None:
-                    bar.update(1)
+                    # Postfix first: update() then draws this step's numbers.
                     bar.set_postfix(
                         d_loss=f"{row['d_loss']:.3f}",
                         g_loss=f"{row['g_loss']:.3f}",
@@ -283,6 +283,7 @@ class Trainer:
                         D_G_z=f"{row['d_fake']:.2f}",
                         refresh=False,
                     )
+                    bar.update(1)
                 if callback is not None:
                     callback(self, row)
         finally:
