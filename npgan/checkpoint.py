@@ -45,6 +45,7 @@ from pathlib import Path
 import numpy as np
 
 from npgan import __version__
+from npgan._io import fsync_dir
 from npgan.errors import CheckpointError, ConfigError, NonFiniteError
 from npgan.gan import GANConfig
 from npgan.train import HISTORY_KEYS, Trainer
@@ -147,19 +148,6 @@ def _check_state_finite(state):
 # ---------------------------------------------------------------------------
 
 
-def _fsync_dir(directory):
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def write(path, trainer, *, fingerprint=None, extra=None):
     """Write ``trainer``'s whole state to ``path``, atomically.
 
@@ -234,7 +222,7 @@ def write(path, trainer, *, fingerprint=None, extra=None):
                 f"cannot write checkpoint {path}: {err.strerror or err}"
             ) from err
         raise
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
     return path
 
 

@@ -36,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
+from npgan._io import fsync_dir
 from npgan.errors import CheckpointError, ConfigError, DataError, DownloadError
 
 __all__ = [
@@ -216,21 +217,7 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
         except FileNotFoundError:
             pass
         raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Make a rename in ``directory`` durable where the OS allows it."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    fsync_dir(path.parent)
 
 
 def _encode_idx(array: np.ndarray) -> bytes:

@@ -6,6 +6,7 @@ CI runs with the ``ci`` profile (set by ``HYPOTHESIS_PROFILE=ci`` in
 
 import os
 
+import pytest
 from hypothesis import HealthCheck, settings
 
 settings.register_profile(
@@ -19,3 +20,19 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+
+
+@pytest.fixture
+def one_blas_thread():
+    """Limit BLAS to one thread for tests of tiny matrices.
+
+    On a busy 2-core machine BLAS threads made such tests 10 to 25 times
+    slower. threadpoolctl is optional; without it nothing changes.
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        yield
+        return
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield

@@ -8,19 +8,7 @@ from hypothesis import strategies as st
 from npgan import layers, losses
 from npgan import theory as T
 
-
-@pytest.fixture(autouse=True)
-def _one_blas_thread():
-    """Tiny matrices: on a busy 2-core machine BLAS threads made these tests
-    10 to 25 times slower. threadpoolctl is optional; without it nothing
-    changes."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        yield
-        return
-    with threadpool_limits(limits=1, user_api="blas"):
-        yield
+pytestmark = pytest.mark.usefixtures("one_blas_thread")
 
 
 def _flat_grads(net):
