@@ -23,6 +23,7 @@ import signal
 import sys
 import threading
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -291,6 +292,12 @@ def add_train_arguments(parser):
         help="output directory (default: runs/<dataset>)",
     )
     output.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="start a new run in an output directory that holds an earlier "
+        "run's checkpoints, deleting them (without it, that is refused)",
+    )
+    output.add_argument(
         "--no-progress",
         dest="progress",
         action="store_false",
@@ -355,6 +362,16 @@ def run_train(args, callbacks=()):
         out = where.parent if where.name == CHECKPOINT_DIR else where
     else:
         out = Path("runs") / args.dataset
+    if resumed is None:
+        earlier = checkpoint.list_checkpoints(out / CHECKPOINT_DIR)
+        if earlier and not getattr(args, "overwrite", False):
+            raise_config(
+                f"{out} holds an earlier run (checkpoints up to {earlier[-1].name}); "
+                f"continue it with --resume {out}, start over with --overwrite, "
+                "or choose another --out"
+            )
+        for path in earlier:
+            path.unlink()
     _check_writable(out / CHECKPOINT_DIR)
     dataset = load_dataset(
         args.dataset,
@@ -852,11 +869,18 @@ def add_common_arguments(parser):
     )
 
 
+def _describe_os_error(err):
+    if isinstance(err, OSError) and err.filename is not None:
+        return f"{err.filename}: {err.strerror or err}"
+    return f"not a readable npgan file ({err})"
+
+
 def execute(run, args, *, prog=PROG, argv=()):
     """Run a subcommand's ``run(args)`` the way every entry point does.
 
     Sets up logging on stderr (warnings, or INFO with ``--verbose``) and turns
-    an :class:`~npgan.errors.NpganError` into one line on stderr and exit
+    an :class:`~npgan.errors.NpganError`, an unreadable or unwritable path
+    (``OSError``) or a damaged archive into one line on stderr and exit
     status 2.
 
     Parameters
@@ -883,6 +907,11 @@ def execute(run, args, *, prog=PROG, argv=()):
         return run(args)
     except NpganError as err:
         print(f"{prog}: error: {err}", file=sys.stderr)
+        return 2
+    except (OSError, zipfile.BadZipFile) as err:
+        # A path that cannot be read or written (a file where a directory
+        # should be, a damaged archive): the user's input, not a bug.
+        print(f"{prog}: error: {_describe_os_error(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)

@@ -30,6 +30,12 @@ ROOT = Path(__file__).resolve().parents[1]
 SMALL = {"z_dim": 3, "data_dim": 16, "g_hidden": (5,), "d_hidden": (6,)}
 
 
+@pytest.fixture(autouse=True)
+def _run_in_tmp(tmp_path, monkeypatch):
+    """Default output directories (runs/...) land in the test's own folder."""
+    monkeypatch.chdir(tmp_path)
+
+
 def write_split(directory, n=24, seed=0):
     rng = np.random.default_rng(seed)
     directory.mkdir(parents=True, exist_ok=True)
@@ -312,3 +318,38 @@ def test_moving_average_matches_a_direct_mean(values, window):
         np.mean(values[max(0, t - window + 1) : t + 1]) for t in range(len(values))
     ]
     np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-9)
+
+
+def test_cli_new_run_refuses_a_folder_with_an_earlier_run(tmp_path, capsys):
+    data = write_split(tmp_path / "d", n=16)
+    argv = ["train", "--data", str(data), "--split", "test", "--no-verify"]
+    argv += ["--batch-size", "8", "--g-hidden", "8", "--d-hidden", "8", "--z-dim", "4"]
+    out = tmp_path / "o"
+    assert cli.main([*argv, "--steps", "3", "--out", str(out)]) == 0
+    saved = sorted((out / "checkpoints").iterdir())
+    before = [p.read_bytes() for p in saved]
+    capsys.readouterr()
+    assert cli.main([*argv, "--steps", "2", "--out", str(out)]) == 2
+    line = one_line_error(capsys)
+    assert "holds an earlier run" in line and f"--resume {out}" in line
+    assert sorted((out / "checkpoints").iterdir()) == saved
+    assert [p.read_bytes() for p in saved] == before
+    # --overwrite starts over: only the new run's checkpoints remain.
+    assert cli.main([*argv, "--steps", "2", "--out", str(out), "--overwrite"]) == 0
+    names = [p.name for p in (out / "checkpoints").iterdir()]
+    assert names == ["checkpoint-00000002.npz"]
+
+
+def test_cli_unwritable_sample_output_is_one_line_exit_2(tmp_path, capsys):
+    gan = GAN(
+        GANConfig(z_dim=4, g_hidden=(8,), d_hidden=(8,)), rng=np.random.default_rng(0)
+    )
+    save_model(tmp_path / "model.npz", gan, step=0)
+    (tmp_path / "afile").write_text("x")
+    argv = ["sample", str(tmp_path / "model.npz"), "-n", "4"]
+    assert cli.main([*argv, "-o", str(tmp_path / "afile" / "s.png")]) == 2
+    assert one_line_error(capsys).startswith("npgan: error: ")
+    damaged = tmp_path / "damaged.npz"
+    damaged.write_bytes((tmp_path / "model.npz").read_bytes()[:500])
+    assert cli.main(["sample", str(damaged), "-n", "4", "-o", "x.png"]) == 2
+    assert one_line_error(capsys).startswith("npgan: error: ")
