@@ -491,8 +491,12 @@ def gaussian_stats(features):
     return x.mean(axis=0), np.atleast_2d(np.cov(x, rowvar=False))
 
 
-def _sqrtm_product(sigma1, sigma2, eps, imag_tol):
-    """``sqrtm(sigma1 @ sigma2)`` with its real part; eps * I if needed."""
+def _trace_sqrtm_product(sigma1, sigma2, eps, imag_tol):
+    """``tr(sqrtm(sigma1 @ sigma2))``: scipy's sqrtm, eps * I if needed.
+
+    A small imaginary part (rounding noise) is dropped; a large one (a
+    singular product) switches to the exact symmetric form.
+    """
     with warnings.catch_warnings():
         # scipy warns when the product is singular; the result is checked below.
         warnings.simplefilter("ignore", linalg.LinAlgWarning)
@@ -516,13 +520,31 @@ def _sqrtm_product(sigma1, sigma2, eps, imag_tol):
         scale = max(1.0, float(np.max(np.abs(covmean.real))))
         worst = float(np.max(np.abs(covmean.imag)))
         if worst > imag_tol * scale:
-            raise ValueError(
-                f"frechet_distance: sqrtm has an imaginary part of {worst:.3g} "
-                f"(tolerance {imag_tol:g} x {scale:.3g}); the covariances are "
-                "not positive semi-definite"
-            )
+            # Typical of rank-deficient covariances (fewer samples than
+            # features): sqrtm of a singular, non-symmetric product is
+            # inaccurate. Use the symmetric form instead.
+            return _trace_sqrt_product_symmetric(sigma1, sigma2)
         covmean = covmean.real
-    return covmean
+    return np.trace(covmean)
+
+
+def _psd_sqrt(sigma):
+    """Symmetric square root of a covariance, negative eigenvalues clipped."""
+    w, v = linalg.eigh((sigma + sigma.T) / 2)
+    return (v * np.sqrt(np.clip(w, 0, None))) @ v.T  # (D, D)
+
+
+def _trace_sqrt_product_symmetric(sigma1, sigma2):
+    """``tr(sqrtm(S1 S2))`` as ``tr(sqrtm(A S2 A))`` with ``A = S1^(1/2)``.
+
+    ``S1 S2 = A (A S2)`` and ``(A S2) A`` share their non-zero eigenvalues,
+    so both square roots have the same trace; ``A S2 A`` is symmetric and
+    positive semi-definite, so its eigenvalues are real and its square root
+    is exact even when either covariance is singular.
+    """
+    a = _psd_sqrt(sigma1)
+    w = linalg.eigvalsh(a @ sigma2 @ a)
+    return float(np.sum(np.sqrt(np.clip(w, 0, None))))
 
 
 def frechet_distance(mu1, sigma1, mu2, sigma2, *, eps=1e-6, imag_tol=1e-3):
@@ -542,7 +564,11 @@ def frechet_distance(mu1, sigma1, mu2, sigma2, *, eps=1e-6, imag_tol=1e-3):
     imag_tol : float
         ``sqrtm`` may return a complex result whose imaginary part is
         rounding noise. It is dropped if no entry exceeds ``imag_tol`` times
-        the largest real entry (at least 1); otherwise ValueError.
+        the largest real entry (at least 1); otherwise (a singular product,
+        as with fewer samples than features) the trace is computed exactly
+        from the symmetric form ``sqrtm(A S2 A)``, ``A = S1^(1/2)``. A
+        covariance whose smallest eigenvalue is below ``-imag_tol`` times its
+        largest (at least 1) is not positive semi-definite: ValueError.
 
     Returns
     -------
@@ -567,9 +593,16 @@ def frechet_distance(mu1, sigma1, mu2, sigma2, *, eps=1e-6, imag_tol=1e-3):
     for name, a in (("mu1", mu1), ("mu2", mu2), ("sigma1", sigma1), ("sigma2", sigma2)):
         if not np.all(np.isfinite(a)):
             raise ValueError(f"frechet_distance: {name} contains NaN or infinity")
-    covmean = _sqrtm_product(sigma1, sigma2, eps, imag_tol)
+    for name, a in (("sigma1", sigma1), ("sigma2", sigma2)):
+        w = linalg.eigvalsh((a + a.T) / 2)
+        if w[0] < -imag_tol * max(1.0, float(w[-1])):
+            raise ValueError(
+                f"frechet_distance: {name} is not positive semi-definite "
+                f"(smallest eigenvalue {w[0]:.3g}); expected a covariance"
+            )
+    tr_covmean = _trace_sqrtm_product(sigma1, sigma2, eps, imag_tol)
     diff = mu1 - mu2
-    d = float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * np.trace(covmean))
+    d = float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * tr_covmean)
     return max(d, 0.0)
 
 
