@@ -74,6 +74,21 @@ class _Optimizer:
                 f"{type(self).__name__}.step: missing grads {missing}, "
                 f"unexpected {extra}"
             )
+        # Checked for every parameter before any is updated, so that a bad
+        # gradient leaves the whole model and the step counter as they were.
+        for name, p in self.params.items():
+            g = grads[name]
+            if not isinstance(g, np.ndarray) or g.shape != p.shape:
+                shape = g.shape if isinstance(g, np.ndarray) else type(g).__name__
+                raise ValueError(
+                    f"{type(self).__name__}.step: gradient '{name}' has shape "
+                    f"{shape}, expected {p.shape}"
+                )
+            if g.dtype != p.dtype:
+                raise TypeError(
+                    f"{type(self).__name__}.step: gradient '{name}' has dtype "
+                    f"{g.dtype}, expected {p.dtype}"
+                )
 
     def _state_arrays(self):
         raise NotImplementedError

@@ -143,3 +143,14 @@ def test_step_rejects_mismatched_grads_and_bad_state():
     state["m.w"] = np.zeros(3)
     with pytest.raises(ValueError, match=r"'m.w' expected \(2,\) float64, got \(3,\)"):
         opt.load_state_dict(state)
+
+
+def test_step_rejects_a_wrong_gradient_shape_before_updating_anything():
+    params = {"a": np.zeros((4, 8)), "b": np.zeros((8, 1))}
+    opt = Adam(params, lr=0.1)
+    grads = {"a": np.ones((4, 8)), "b": np.ones(8)}  # (8,) would broadcast
+    with pytest.raises(ValueError, match=r"gradient 'b' has shape \(8,\), expected"):
+        opt.step(grads)
+    assert opt.t == 0 and not params["a"].any()
+    with pytest.raises(TypeError, match="gradient 'a' has dtype float32"):
+        opt.step({"a": np.ones((4, 8), np.float32), "b": np.ones((8, 1))})
