@@ -647,7 +647,10 @@ def _read_local(path: Path, checksum: FileChecksum | None) -> np.ndarray:
         raise DataError(f"{path}: cannot read IDX file ({exc.strerror})") from exc
     raw, problem = _check_digest(data, checksum, str(path))
     if problem is not None:
-        raise DataError(f"{path}: {problem}; pass verify=False to accept it anyway")
+        raise DataError(
+            f"{path}: {problem}; to accept it anyway, pass --no-verify "
+            "(verify=False in Python)"
+        )
     return parse_idx(raw, name=str(path))
 
 
