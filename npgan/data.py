@@ -813,6 +813,11 @@ def load_dataset(
     # 1. A directory the user names.
     if data_dir is not None:
         directory = Path(data_dir).expanduser()
+        if directory.exists() and not directory.is_dir():
+            raise DataError(
+                f"{directory}: is a file; expected a directory holding "
+                f"{images_name}[.gz] and {labels_name}[.gz]"
+            )
         pair = _find_pair(directory, split)
         if pair is None:
             present = sorted(p.name for p in directory.glob("*-idx?-ubyte*"))

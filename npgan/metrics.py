@@ -1182,6 +1182,7 @@ def load_generator(path):
     CheckpointError
         If nothing readable is found or the parameters do not fit.
     """
+    from npgan._io import load_npz
     from npgan.errors import CheckpointError
     from npgan.gan import GAN, GANConfig
 
@@ -1197,13 +1198,7 @@ def load_generator(path):
             path = path / "model.npz"
         else:
             raise CheckpointError(f"{path}: no checkpoint-*.npz or model.npz in it")
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            arrays = {k: f[k] for k in f.files}
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: no such file") from None
-    except (OSError, ValueError) as exc:
-        raise CheckpointError(f"{path}: not a readable .npz file ({exc})") from None
+    arrays = load_npz(path, "model file or checkpoint")
     try:
         if "config" in arrays:
             config = json.loads(str(arrays["config"].reshape(-1)[0]))

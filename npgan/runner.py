@@ -44,6 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
+from npgan._io import load_npz
 from npgan.errors import CheckpointError
 from npgan.gan import GAN, GANConfig
 from npgan.train import HISTORY_KEYS, Trainer
@@ -134,13 +135,7 @@ def load_model(path):
         not fit the stored configuration.
     """
     path = Path(path)
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {name: npz[name] for name in npz.files}
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: no such model file") from None
-    except (OSError, ValueError) as exc:
-        raise CheckpointError(f"{path}: not a readable .npz file ({exc})") from None
+    arrays = load_npz(path, "model file")
     if "format" not in arrays or str(arrays["format"].reshape(-1)[0]) != MODEL_FORMAT:
         raise CheckpointError(
             f"{path}: not an npgan model file (expected format {MODEL_FORMAT!r})"

@@ -353,3 +353,11 @@ def test_cli_unwritable_sample_output_is_one_line_exit_2(tmp_path, capsys):
     damaged.write_bytes((tmp_path / "model.npz").read_bytes()[:500])
     assert cli.main(["sample", str(damaged), "-n", "4", "-o", "x.png"]) == 2
     assert one_line_error(capsys).startswith("npgan: error: ")
+
+
+def test_cli_garbage_model_file_is_named_not_an_npz(tmp_path, capsys):
+    garbage = tmp_path / "model.npz"
+    garbage.write_text("hello")
+    assert cli.main(["sample", str(garbage), "-n", "4", "-o", "x.png"]) == 2
+    line = one_line_error(capsys)
+    assert "not a model file (not an .npz archive)" in line and "pickle" not in line

@@ -204,7 +204,7 @@ BAD_INPUT = {
     ),
     "data dir is a file": (
         lambda t: ["--data", t / "afile"],
-        "afile: no mnist test split there",
+        "afile: is a file; expected a directory",
     ),
     "wrong magic": (
         lambda t: [

@@ -593,3 +593,10 @@ def test_epoch_sampler_load_state_rejects_bad_state(change):
         sampler.load_state_dict(state)
     with pytest.raises(CheckpointError, match="lacks"):
         sampler.load_state_dict({"position": 0})
+
+
+def test_load_dataset_names_a_file_given_as_the_data_directory(tmp_path):
+    not_a_dir = tmp_path / "mnist.gz"
+    not_a_dir.write_bytes(b"x")
+    with pytest.raises(DataError, match="is a file; expected a directory holding"):
+        load_dataset("mnist", "test", data_dir=not_a_dir, download=False)
