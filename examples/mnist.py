@@ -37,6 +37,8 @@ def run_with_metrics(args):
         try:
             reference = load_reference(data_dir=args.eval_data, download=False)
         except DataError as err:
+            if args.eval_data is not None:
+                raise  # the user named a directory: say what is wrong with it
             print(f"no per-epoch metrics (MNIST test split not found: {err})")
         else:
             callbacks.append(EpochMetrics(reference, n=args.eval_samples))

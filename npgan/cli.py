@@ -421,6 +421,12 @@ def run_train(args, callbacks=()):
             f"resumed from {resumed.path} at step {run.trainer.step} "
             f"(epoch {run.trainer.epoch})"
         )
+        if steps < run.trainer.step:
+            raise_config(
+                f"the checkpoint is at step {run.trainer.step}, past the "
+                f"requested total of {steps} steps (--steps and --epochs count "
+                "from the start of the run)"
+            )
     settings = {
         "seed": args.seed,
         "steps": steps,

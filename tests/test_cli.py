@@ -361,3 +361,16 @@ def test_cli_garbage_model_file_is_named_not_an_npz(tmp_path, capsys):
     assert cli.main(["sample", str(garbage), "-n", "4", "-o", "x.png"]) == 2
     line = one_line_error(capsys)
     assert "not a model file (not an .npz archive)" in line and "pickle" not in line
+
+
+def test_cli_resume_refuses_a_total_below_the_checkpoint_step(tmp_path, capsys):
+    data = write_split(tmp_path / "d", n=16)
+    argv = ["train", "--data", str(data), "--split", "test", "--no-verify"]
+    argv += ["--batch-size", "8", "--g-hidden", "8", "--d-hidden", "8", "--z-dim", "4"]
+    out = tmp_path / "o"
+    assert cli.main([*argv, "--steps", "3", "--out", str(out)]) == 0
+    model = (out / "model.npz").read_bytes()
+    capsys.readouterr()
+    assert cli.main(["train", "--resume", str(out), "--steps", "2"]) == 2
+    assert "at step 3, past the requested total of 2 steps" in one_line_error(capsys)
+    assert (out / "model.npz").read_bytes() == model

@@ -148,3 +148,12 @@ def test_npgan_sample_writes_raw_npz(run_dir, tmp_path):
     gan = load_model(model)
     expected = gan.generate(gan.noise(5, np.random.default_rng(4)))
     np.testing.assert_array_equal(samples, expected)
+
+
+def test_mnist_example_named_eval_data_that_is_missing_is_an_error(tmp_path, capsys):
+    out = tmp_path / "out"
+    argv = ["--eval-data", str(tmp_path / "nope"), "--steps", "1", "--out", str(out)]
+    assert load_example().main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "nope: no mnist test split there" in err[0]
+    assert not out.exists()
