@@ -202,6 +202,11 @@ class Dense(Layer):
             raise ValueError(
                 f"{self!r}: expected grad_out of shape {expected}, got {grad_out.shape}"
             )
+        if grad_out.dtype != self.params["W"].dtype:
+            raise TypeError(
+                f"{self!r}: expected grad_out of dtype {self.params['W'].dtype}, "
+                f"got {grad_out.dtype}"
+            )
         if param_grads:
             # (D_in, N) @ (N, D_out) -> (D_in, D_out), written in place
             np.matmul(self._x.T, grad_out, out=self.grads["W"])

@@ -269,3 +269,10 @@ def test_sigmoid_layer_finite_for_huge_inputs(x):
         y = layer.forward(x)
         g = layer.backward(np.ones_like(x))
     assert np.all((y >= 0) & (y <= 1)) and np.all(np.isfinite(g))
+
+
+def test_dense_backward_refuses_a_gradient_of_another_dtype():
+    layer = Dense(3, 2, rng=np.random.default_rng(0))
+    layer.forward(np.zeros((4, 3), np.float32))
+    with pytest.raises(TypeError, match="grad_out of dtype float32, got float64"):
+        layer.backward(np.zeros((4, 2)))
